@@ -1,0 +1,22 @@
+# `make demo` and `make test` bring .venv up to date first (seconds when it
+# already is; the first run builds mmcv, about 10 minutes in all).
+PY := .venv/bin/python
+
+.PHONY: env demo test lint clean
+
+env:
+	@bash tools/setup_env.sh
+
+demo: env
+	$(PY) tools/demo.py
+
+test: env
+	$(PY) -m pytest tests -p no:cacheprovider
+
+lint: env
+	$(PY) -m flake8 distkd_mm tools tests configs
+	$(PY) -m isort --check-only --diff distkd_mm tools tests configs
+	$(PY) -m yapf --diff --recursive distkd_mm tools tests configs
+
+clean:
+	rm -rf work_dirs

@@ -1,0 +1,268 @@
+"""The model wrapper that trains a student with a frozen teacher beside it."""
+import copy
+from contextlib import nullcontext
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS
+from torch import nn
+from torch.nn import functional as F
+
+from .recorder import Recorder
+from .teacher import TeacherCfg, build_teacher
+
+_AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+_ENTRY_KEYS = {'student', 'teacher', 'loss', 'connector', 'resize_teacher'}
+
+
+@MODELS.register_module()
+class Distiller(BaseModel):
+    """Add distillation terms to any OpenMMLab model's own losses.
+
+    The student keeps its data preprocessor, losses and log keys, so curves
+    compare with its baseline; each entry of ``distill_losses`` adds one loss
+    key. Taps are forward hooks on named submodules of either model; a tap
+    called several times in a step (a head shared by FPN levels) pairs its
+    calls in order and sums the terms. The student runs first, then the
+    teacher in ``tensor`` mode under ``no_grad``: no targets, no losses.
+
+    Args:
+        student: The library's model config (``ImageClassifier``, ...).
+        teacher: A model config, a config file, or ``'pkg::path.py'``.
+        distill_losses: ``{name: dict(student=path, teacher=path, loss=cfg)}``;
+            names must contain ``'loss'`` so MMEngine adds them up. An entry
+            may add ``connector=cfg``, a trainable module applied to the
+            student's output first (saved and trained with the student), and
+            ``resize_teacher=True`` to resize dense teacher maps bilinearly to
+            the student's spatial size instead of failing.
+        teacher_ckpt: Local path or http(s) URL of the teacher's weights.
+        teacher_strict: Refuse a teacher checkpoint whose keys do not match.
+        teacher_autocast: ``'bf16'`` or ``'fp16'`` to run the teacher alone
+            under autocast, whatever the student's precision; None for fp32.
+        teacher_forward: How to run the teacher when ``tensor`` mode does
+            more or other than the taps need (two-stage detectors): a config
+            of a callable ``fn(teacher, inputs, data_samples)``, whose
+            optional ``attach(student, teacher)`` is called once here.
+        data_preprocessor: Given to the student when its config has none (the
+            Runner passes a config's top-level ``data_preprocessor`` here).
+    """
+
+    def __init__(self,
+                 student: dict,
+                 teacher: TeacherCfg,
+                 distill_losses: Dict[str, dict],
+                 teacher_ckpt: Optional[str] = None,
+                 teacher_strict: bool = True,
+                 teacher_autocast: Optional[str] = None,
+                 teacher_forward: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        taps = _check_distill_losses(distill_losses)
+        if teacher_autocast not in (None, *_AUTOCAST_DTYPES):
+            raise ValueError('`teacher_autocast` should be None, "bf16" or '
+                             f'"fp16", but got {teacher_autocast!r}.')
+        student = copy.deepcopy(student)
+        if data_preprocessor is not None:
+            student.setdefault('data_preprocessor', data_preprocessor)
+        student_model = MODELS.build(student)
+        super().__init__(
+            data_preprocessor=student_model.data_preprocessor,
+            init_cfg=init_cfg)
+        self.student = student_model
+        self.teacher = build_teacher(teacher, teacher_ckpt, teacher_strict)
+        self.teacher_autocast = teacher_autocast
+        self.distill_losses = nn.ModuleDict({
+            name: MODELS.build(cfg['loss'])
+            for name, cfg in distill_losses.items()
+        })
+        self.connectors = nn.ModuleDict({
+            name: MODELS.build(cfg['connector'])
+            for name, cfg in distill_losses.items() if cfg.get('connector')
+        })
+        self.resize_teacher = {
+            name
+            for name, cfg in distill_losses.items()
+            if cfg.get('resize_teacher', False)
+        }
+        self.taps = taps
+        self.student_taps = Recorder(self.student,
+                                     [s for s, _ in taps.values()], 'student')
+        self.teacher_taps = Recorder(self.teacher,
+                                     [t for _, t in taps.values()], 'teacher')
+        self.teacher_forward = None
+        if teacher_forward is not None:
+            self.teacher_forward = MODELS.build(teacher_forward)
+            if hasattr(self.teacher_forward, 'attach'):
+                self.teacher_forward.attach(self.student, self.teacher)
+        self._exclude_teacher_from_checkpoints_and_ddp()
+
+    def _exclude_teacher_from_checkpoints_and_ddp(self) -> None:
+        # The teacher is rebuilt from `teacher_ckpt`; saving it would add its
+        # full size to every checkpoint.
+        self._register_state_dict_hook(_drop_teacher_keys)
+        self.register_load_state_dict_post_hook(_forgive_teacher_keys)
+        # DDP reads this attribute: no teacher broadcast or bucket.
+        self._ddp_params_and_buffers_to_ignore = [
+            f'teacher.{name}' for name, _ in self.teacher.named_parameters()
+        ] + [f'teacher.{name}' for name, _ in self.teacher.named_buffers()]
+
+    def init_weights(self) -> None:
+        """Initialise the student and connectors; the teacher keeps the
+        weights loaded from its checkpoint."""
+        for module in (self.student, *self.connectors.values()):
+            if hasattr(module, 'init_weights'):
+                module.init_weights()
+
+    def train(self, mode: bool = True) -> 'Distiller':
+        """Set the student's mode; the teacher stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List] = None,
+                mode: str = 'tensor') -> Union[Dict[str, torch.Tensor], Any]:
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        # predict / tensor: the student alone, so the library's loops and
+        # metrics work unchanged.
+        return self.student(inputs, data_samples, mode=mode)
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: Optional[List]) -> Dict[str, torch.Tensor]:
+        """The student's own losses plus one key per distillation term."""
+        self.student_taps.clear()
+        self.teacher_taps.clear()
+        try:
+            losses = self.student(inputs, data_samples, mode='loss')
+            self.run_teacher(inputs, data_samples)
+            for name, (s_path, t_path) in self.taps.items():
+                if name in losses:
+                    raise ValueError(
+                        f'`distill_losses` key {name!r} is already a loss '
+                        'of the student; rename it.')
+                losses[name] = self._term(name, s_path, t_path)
+        finally:
+            # Drop references to activations as soon as the step is done.
+            self.student_taps.clear()
+            self.teacher_taps.clear()
+        return losses
+
+    def run_teacher(self, inputs: torch.Tensor,
+                    data_samples: Optional[List]) -> None:
+        """Run the teacher for its taps only (no targets, no losses)."""
+        if self.teacher_autocast is None:
+            precision = nullcontext()
+        else:
+            precision = torch.autocast(
+                device_type=inputs.device.type,
+                dtype=_AUTOCAST_DTYPES[self.teacher_autocast])
+        with torch.no_grad(), precision:
+            if self.teacher_forward is None:
+                self.teacher(inputs, data_samples, mode='tensor')
+            else:
+                self.teacher_forward(self.teacher, inputs, data_samples)
+
+    def _term(self, name: str, s_path: str, t_path: str) -> torch.Tensor:
+        s_calls = self.student_taps.outputs[s_path]
+        t_calls = self.teacher_taps.outputs[t_path]
+        if len(s_calls) != len(t_calls) or not s_calls:
+            raise RuntimeError(
+                f'{name}: student tap {s_path!r} ran {len(s_calls)} time(s) '
+                f'but teacher tap {t_path!r} ran {len(t_calls)} time(s) in '
+                'this step; choose modules that run equally often.')
+        loss_fn = self.distill_losses[name]
+        connector = self.connectors[name] if name in self.connectors else None
+        total = 0.
+        for i, (s_out, t_out) in enumerate(zip(s_calls, t_calls)):
+            if connector is not None:
+                s_out = connector(s_out)
+            for s, t in _pair_tensors(s_out, t_out, name, s_path, t_path):
+                if name in self.resize_teacher:
+                    t = _resize_like(t, s)
+                _check_shapes(s, t, name, s_path, t_path, i)
+                total = total + loss_fn(s, t)
+        return total
+
+
+def _check_distill_losses(distill_losses: Dict[str, dict]) -> Dict:
+    if not isinstance(distill_losses, dict) or not distill_losses:
+        raise ValueError('`distill_losses` should be a non-empty dict of '
+                         'name -> dict(student=..., teacher=..., loss=...), '
+                         f'but got {distill_losses!r}.')
+    taps = {}
+    for name, cfg in distill_losses.items():
+        if 'loss' not in name:
+            raise ValueError(
+                f'`distill_losses` names should contain "loss" (MMEngine '
+                f'only sums such keys), but got {name!r}; try '
+                f'"loss_{name}".')
+        missing = {'student', 'teacher', 'loss'} - set(cfg)
+        if missing:
+            raise ValueError(f'`distill_losses.{name}` should have keys '
+                             f'student, teacher and loss, but lacks '
+                             f'{sorted(missing)}.')
+        unknown = set(cfg) - _ENTRY_KEYS
+        if unknown:
+            raise ValueError(f'`distill_losses.{name}` should only have keys '
+                             f'{sorted(_ENTRY_KEYS)}, but got unknown '
+                             f'{sorted(unknown)}; check the spelling.')
+        taps[name] = (cfg['student'], cfg['teacher'])
+    return taps
+
+
+def _pair_tensors(s_out: Any, t_out: Any, name: str, s_path: str,
+                  t_path: str) -> Sequence:
+    """Pair outputs; modules returning tuples (an FPN) pair element-wise."""
+    if isinstance(s_out, torch.Tensor) and isinstance(t_out, torch.Tensor):
+        return [(s_out, t_out)]
+    if (isinstance(s_out, (tuple, list)) and isinstance(t_out, (tuple, list))
+            and len(s_out) == len(t_out)):
+        return list(zip(s_out, t_out))
+    raise RuntimeError(
+        f'{name}: student tap {s_path!r} returned {_describe(s_out)} but '
+        f'teacher tap {t_path!r} returned {_describe(t_out)}; tap modules '
+        'whose outputs correspond.')
+
+
+def _resize_like(t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Bilinearly resize a dense teacher map to the student's size.
+
+    The teacher is resized (not the student) so the loss keeps the student's
+    resolution and its gradient needs no interpolation.
+    """
+    if t.dim() < 3 or t.shape[2:] == s.shape[2:]:
+        return t
+    return F.interpolate(
+        t, size=s.shape[2:], mode='bilinear', align_corners=False)
+
+
+def _check_shapes(s: torch.Tensor, t: torch.Tensor, name: str, s_path: str,
+                  t_path: str, call: int) -> None:
+    if s.shape != t.shape:
+        raise RuntimeError(
+            f'{name}: student tap {s_path!r} output of shape '
+            f'{tuple(s.shape)} does not match teacher tap {t_path!r} '
+            f'output of shape {tuple(t.shape)} (call {call}). Tap modules '
+            'whose outputs line up, e.g. heads with the same classes.')
+
+
+def _describe(out: Any) -> str:
+    if isinstance(out, torch.Tensor):
+        return f'a tensor of shape {tuple(out.shape)}'
+    if isinstance(out, (tuple, list)):
+        return f'a {type(out).__name__} of {len(out)}'
+    return type(out).__name__
+
+
+def _drop_teacher_keys(module: nn.Module, state_dict: dict, prefix: str,
+                       local_metadata: dict) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+        del state_dict[key]
+
+
+def _forgive_teacher_keys(module: nn.Module, incompatible_keys) -> None:
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if not k.startswith('teacher.')]

@@ -1,0 +1,61 @@
+"""Build the frozen teacher from a model dict, a config file or ``pkg::``."""
+import copy
+import warnings
+from typing import Optional, Union
+
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import MODELS, DefaultScope
+from torch import nn
+
+from ..utils.checkpoint import load_weights
+
+TeacherCfg = Union[dict, ConfigDict, str]
+
+
+def teacher_model_cfg(teacher: TeacherCfg) -> tuple:
+    """Return the teacher's model dict and the scope to build it in.
+
+    A config file carries its own ``default_scope`` and may keep the data
+    preprocessor at the top level, as the libraries' recipes do.
+    """
+    if isinstance(teacher, (dict, ConfigDict)):
+        return copy.deepcopy(teacher), None
+    if not isinstance(teacher, str):
+        raise TypeError('`teacher` should be a model dict, a config file or '
+                        f"a 'pkg::path' config, but got {type(teacher)}.")
+    if '::' in teacher:
+        from mmengine.hub import get_config
+        cfg = get_config(teacher)
+    else:
+        cfg = Config.fromfile(teacher)
+    if 'model' not in cfg:
+        raise ValueError(f'`teacher` config {teacher!r} should define '
+                         '`model`, but it has none.')
+    model = copy.deepcopy(cfg.model)
+    if 'data_preprocessor' in cfg:
+        model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    return model, cfg.get('default_scope')
+
+
+def build_teacher(teacher: TeacherCfg,
+                  ckpt: Optional[str] = None,
+                  strict: bool = True) -> nn.Module:
+    """Build the teacher, load its weights, freeze it and set eval mode.
+
+    The teacher's own ``init_weights`` is never called: its weights come from
+    ``ckpt`` (a recipe's ``init_cfg`` would otherwise fetch backbone weights
+    that the checkpoint overwrites anyway).
+    """
+    model_cfg, scope = teacher_model_cfg(teacher)
+    if scope is None:
+        model = MODELS.build(model_cfg)
+    else:
+        with DefaultScope.overwrite_default_scope(scope):
+            model = MODELS.build(model_cfg)
+    if ckpt is not None:
+        load_weights(model, ckpt, strict=strict, name='teacher')
+    else:
+        warnings.warn('`teacher_ckpt` is None: the teacher keeps its random '
+                      'initial weights, which only makes sense in tests.')
+    model.requires_grad_(False)
+    return model.eval()

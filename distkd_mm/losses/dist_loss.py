@@ -1,0 +1,204 @@
+"""DIST: relation-based distillation of class probabilities."""
+import numbers
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.registry import MODELS
+from torch import Tensor
+
+# Added to the product of the two norms (not inside a square root), as in
+# the official code. It keeps a constant vector (zero norm) from producing
+# NaN: its correlation is then 0 instead of 0 / 0.
+PEARSON_EPS = 1e-8
+
+
+def check_real(name: str,
+               value: object,
+               positive: bool = False,
+               hint: str = '') -> None:
+    """Validate a scalar hyper-parameter in MMEngine's message style.
+
+    Args:
+        name: Argument name shown in the message.
+        value: The value given by the user.
+        positive: Require ``value > 0`` instead of ``value >= 0``.
+        hint: How to fix it, appended to the message.
+    """
+    # bool is a numbers.Real subclass; ``tau=True`` is almost surely a typo.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'`{name}` should be a real number, but got '
+                        f'{value!r} of type {type(value).__name__}. {hint}')
+    if positive and not value > 0:
+        raise ValueError(f'`{name}` should be a positive number, but got '
+                         f'{value!r}. {hint}')
+    if not positive and not value >= 0:
+        raise ValueError(f'`{name}` should be a non-negative number, but '
+                         f'got {value!r}. {hint}')
+
+
+def flatten_logits(student: Tensor, teacher: Tensor) -> Tuple[Tensor, Tensor]:
+    """Check a student/teacher logit pair and flatten it to rows x classes.
+
+    Dense maps (N, C, *spatial) become (N * prod(spatial), C): every spatial
+    position is a sample and the class axis stays the last one. Both tensors
+    are cast to float32 and the teacher is detached.
+
+    Args:
+        student: Student logits, (N, C) or (N, C, *spatial).
+        teacher: Teacher logits of the same shape.
+
+    Returns:
+        The flattened float32 student and (detached) teacher logits.
+    """
+    for name, x in (('student', student), ('teacher', teacher)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f'`{name}` logits should be a torch.Tensor, but '
+                            f'got {type(x).__name__}.')
+        if not x.is_floating_point():
+            raise TypeError(f'`{name}` logits should be a floating point '
+                            f'tensor, but got dtype {x.dtype}. Pass the raw '
+                            'logits of the classifier/head.')
+    if student.shape != teacher.shape:
+        raise ValueError(
+            f'student logits of shape {tuple(student.shape)} and teacher '
+            f'logits of shape {tuple(teacher.shape)} should be equal. Tap '
+            'modules with the same number of classes/channels, or add a '
+            'connector that maps the student output to the teacher shape.')
+    if student.dim() < 2:
+        raise ValueError(
+            'logits should have at least 2 dims (N, C) or (N, C, *spatial), '
+            f'but got shape {tuple(student.shape)}. Add the batch axis, '
+            'e.g. `x[None]`.')
+    num_classes = student.size(1)
+    teacher = teacher.detach()
+    if student.dim() > 2:
+        # movedim + reshape copies once; keeping C last makes each row one
+        # position's class vector (N*H*W rows) rather than one image.
+        student = student.movedim(1, -1).reshape(-1, num_classes)
+        teacher = teacher.movedim(1, -1).reshape(-1, num_classes)
+    return student.float(), teacher.float()
+
+
+def _pearson(x: Tensor, y: Tensor, dim: int) -> Tensor:
+    """Pearson correlation of matching vectors of ``x`` and ``y`` along
+    ``dim``: cosine similarity of the mean-centred vectors, with the eps
+    added to the product of the norms as in the official code
+    (``F.cosine_similarity`` clamps the norms instead)."""
+    x = x - x.mean(dim, keepdim=True)
+    y = y - y.mean(dim, keepdim=True)
+    num = (x * y).sum(dim)
+    den = x.norm(dim=dim) * y.norm(dim=dim) + PEARSON_EPS
+    return num / den
+
+
+def dist_loss(student: Tensor,
+              teacher: Tensor,
+              beta: float = 1.0,
+              gamma: float = 1.0,
+              tau: float = 1.0,
+              use_sigmoid: bool = False) -> Tensor:
+    """DIST loss without the outer ``loss_weight``; see :class:`DISTLoss`.
+
+    Returns:
+        A float32 scalar tensor.
+    """
+    student, teacher = flatten_logits(student, teacher)
+    # Under AMP the eps (1e-8) underflows in fp16 and bf16 loses the small
+    # differences of probabilities, so the whole computation stays in fp32.
+    with torch.autocast(device_type=student.device.type, enabled=False):
+        if use_sigmoid:
+            p_s = torch.sigmoid(student / tau)
+            p_t = torch.sigmoid(teacher / tau)
+        else:
+            p_s = torch.softmax(student / tau, dim=1)
+            p_t = torch.softmax(teacher / tau, dim=1)
+        # inter: each row (sample / position) across classes.
+        inter = 1 - _pearson(p_s, p_t, dim=1).mean()
+        # intra: each class across the rows of the local batch.
+        intra = 1 - _pearson(p_s, p_t, dim=0).mean()
+        return tau**2 * (beta * inter + gamma * intra)
+
+
+@MODELS.register_module()
+class DISTLoss(nn.Module):
+    """DIST loss from `Knowledge Distillation from A Stronger Teacher
+    <https://arxiv.org/abs/2205.10536>`_ (NeurIPS 2022).
+
+    Instead of matching the teacher's probabilities exactly (KL), DIST only
+    asks the student to preserve their *relations*, measured with Pearson
+    correlation, which tolerates the large gap to a much stronger teacher:
+
+    - inter-class: for every sample, the correlation between the student and
+      teacher probability vectors across classes (the teacher's ranking of
+      classes);
+    - intra-class: for every class, the correlation across the samples of the
+      batch (which samples the teacher finds more or less like that class).
+
+    ``loss = loss_weight * tau**2 * (beta * (1 - mean_i rho(P_i, Q_i)) +
+    gamma * (1 - mean_j rho(P^j, Q^j)))``, with ``P``/``Q`` the student and
+    teacher softmax (or sigmoid) of the logits divided by ``tau``.
+
+    Dense predictions (N, C, *spatial) are flattened so each spatial position
+    is a row, as in the official segmentation/detection code: inter-class
+    relations are per position, intra-class relations span all positions of
+    the batch. The statistics use the local (per-GPU) batch only, as in the
+    official code. The teacher is detached and the math runs in float32.
+
+    Args:
+        beta: Weight of the inter-class term. Defaults to 1.0.
+        gamma: Weight of the intra-class term. Defaults to 1.0.
+        tau: Temperature dividing both logits. The loss is multiplied by
+            ``tau**2`` like the official code (CIFAR recipe uses 4).
+            Defaults to 1.0.
+        loss_weight: Outer weight of the loss. Defaults to 1.0.
+        use_sigmoid: Use element-wise sigmoid instead of softmax, for heads
+            trained with sigmoid classification (e.g. RetinaNet).
+            Defaults to False.
+    """
+
+    def __init__(self,
+                 beta: float = 1.0,
+                 gamma: float = 1.0,
+                 tau: float = 1.0,
+                 loss_weight: float = 1.0,
+                 use_sigmoid: bool = False) -> None:
+        super().__init__()
+        check_real(
+            'tau',
+            tau,
+            positive=True,
+            hint='Use e.g. tau=1.0 (ImageNet) or tau=4.0 (CIFAR).')
+        weights = dict(beta=beta, gamma=gamma, loss_weight=loss_weight)
+        for name, value in weights.items():
+            check_real(name, value, hint='Use 0 to switch a term off.')
+        if not isinstance(use_sigmoid, bool):
+            raise TypeError('`use_sigmoid` should be a bool, but got '
+                            f'{use_sigmoid!r} of type '
+                            f'{type(use_sigmoid).__name__}. Use True for '
+                            'sigmoid-based heads, False for softmax.')
+        self.beta = beta
+        self.gamma = gamma
+        self.tau = tau
+        self.loss_weight = loss_weight
+        self.use_sigmoid = use_sigmoid
+
+    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            student: Student logits, (N, C) or (N, C, *spatial).
+            teacher: Teacher logits of the same shape; no gradient flows
+                into it.
+
+        Returns:
+            A float32 scalar tensor.
+        """
+        loss = dist_loss(student, teacher, self.beta, self.gamma, self.tau,
+                         self.use_sigmoid)
+        return self.loss_weight * loss
+
+    def extra_repr(self) -> str:
+        return (f'beta={self.beta}, gamma={self.gamma}, tau={self.tau}, '
+                f'loss_weight={self.loss_weight}, '
+                f'use_sigmoid={self.use_sigmoid}')

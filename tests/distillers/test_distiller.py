@@ -1,0 +1,169 @@
+"""Behaviour of the Distiller with tiny real mmpretrain classifiers."""
+import copy
+
+import pytest
+import torch
+from conftest import tiny_classifier, tiny_distiller
+from mmengine.optim import OptimWrapper
+from mmengine.registry import MODELS
+
+
+def build(**kwargs):
+    with pytest.warns(UserWarning, match='teacher_ckpt'):
+        return MODELS.build(tiny_distiller(**kwargs))
+
+
+def test_loss_keys_are_the_students_plus_one_per_term(make_batch):
+    model = build()
+    data = model.data_preprocessor(make_batch(), True)
+    losses = model(**data, mode='loss')
+    student_keys = set(model.student(**data, mode='loss'))
+    assert set(losses) == student_keys | {'loss_dist'}
+    assert losses['loss_dist'].requires_grad
+    assert losses['loss_dist'].item() > 0
+
+
+def test_distill_term_equals_dist_of_the_two_models_logits(make_batch):
+    model = build()
+    data = model.data_preprocessor(make_batch(), True)
+    losses = model(**data, mode='loss')
+    model.eval()  # the student's BN in eval mode is irrelevant for logits
+    with torch.no_grad():
+        model.student.train()
+        s = model.student(data['inputs'], mode='tensor')
+        t = model.teacher(data['inputs'], mode='tensor')
+    expected = model.distill_losses['loss_dist'](s, t)
+    assert torch.allclose(losses['loss_dist'], expected, atol=1e-6)
+
+
+def test_teacher_unchanged_and_gradless_after_an_optimizer_step(make_batch):
+    model = build()
+    teacher_before = copy.deepcopy(model.teacher.state_dict())
+    student_before = copy.deepcopy(model.student.state_dict())
+    optim = OptimWrapper(
+        torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                        lr=0.5))
+    model.train()
+    model.train_step(make_batch(), optim)
+    for name, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[name]), name
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+    changed = [
+        n for n, v in model.student.state_dict().items()
+        if not torch.equal(v, student_before[n])
+    ]
+    assert changed, 'the student should have been updated'
+
+
+def test_teacher_stays_in_eval_mode_after_train():
+    model = build()
+    model.train()
+    assert model.student.training
+    assert not any(m.training for m in model.teacher.modules())
+    model.train(True)
+    assert not model.teacher.training
+
+
+def test_predict_and_tensor_modes_equal_the_students(make_batch):
+    model = build()
+    model.eval()
+    data = model.data_preprocessor(make_batch(), False)
+    with torch.no_grad():
+        ours = model(**data, mode='predict')
+        theirs = model.student(**data, mode='predict')
+        assert torch.equal(
+            model(data['inputs'], mode='tensor'),
+            model.student(data['inputs'], mode='tensor'))
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a.pred_score, b.pred_score)
+
+
+def test_state_dict_holds_the_student_but_not_the_teacher():
+    model = build()
+    keys = list(model.state_dict())
+    assert any(k.startswith('student.') for k in keys)
+    assert not any(k.startswith('teacher.') for k in keys)
+    # Loading it back into a fresh distiller complains about nothing.
+    fresh = build()
+    result = fresh.load_state_dict(model.state_dict(), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+
+
+def test_teacher_is_ignored_by_ddp():
+    model = build()
+    ignored = set(model._ddp_params_and_buffers_to_ignore)
+    names = {f'teacher.{n}' for n, _ in model.teacher.named_parameters()}
+    assert names and names <= ignored
+    assert not any(n.startswith('student.') for n in ignored)
+
+
+def test_mistyped_tap_fails_at_build_with_a_suggestion():
+    cfg = tiny_distiller()
+    cfg['distill_losses']['loss_dist']['student'] = 'head.fcc'
+    with pytest.raises(
+            ValueError, match=r"'head\.fcc'.*Did you mean "
+            r"'head\.fc'"):
+        MODELS.build(cfg)
+
+
+def test_mismatched_tap_shapes_fail_naming_both_taps_and_shapes(make_batch):
+    model = build(teacher_classes=12)
+    data = model.data_preprocessor(make_batch(), True)
+    with pytest.raises(RuntimeError) as info:
+        model(**data, mode='loss')
+    message = str(info.value)
+    assert "student tap 'head.fc'" in message
+    assert "teacher tap 'head.fc'" in message
+    assert '(4, 10)' in message and '(4, 12)' in message
+
+
+def test_taps_that_run_unequally_often_fail_naming_both(make_batch):
+    # The student's first conv runs once, the teacher's head is tapped on
+    # a module that does not run in tensor mode: the loss module.
+    cfg = tiny_distiller()
+    cfg['distill_losses']['loss_dist']['teacher'] = 'head.loss_module'
+    with pytest.warns(UserWarning):
+        model = MODELS.build(cfg)
+    data = model.data_preprocessor(make_batch(), True)
+    with pytest.raises(
+            RuntimeError, match="ran 1 time.*'head.loss_module' "
+            'ran 0 time'):
+        model(**data, mode='loss')
+
+
+@pytest.mark.parametrize('name,cfg,match', [
+    ('dist', None, 'should contain "loss"'),
+    ('loss_dist', dict(student='head.fc',
+                       loss=dict(type='DISTLoss')), "lacks \\['teacher'\\]"),
+])
+def test_bad_distill_losses_are_rejected(name, cfg, match):
+    cfg = cfg or dict(
+        student='head.fc', teacher='head.fc', loss=dict(type='DISTLoss'))
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(tiny_distiller(distill_losses={name: cfg}))
+
+
+def test_bad_teacher_autocast_is_rejected():
+    with pytest.raises(ValueError, match='`teacher_autocast` should be'):
+        MODELS.build(tiny_distiller(teacher_autocast='half'))
+
+
+def test_teacher_autocast_runs_the_teacher_in_bf16(make_batch):
+    model = build(teacher_autocast='bf16')
+    seen = []
+    model.teacher.head.fc.register_forward_hook(
+        lambda m, a, out: seen.append(out.dtype))
+    data = model.data_preprocessor(make_batch(), True)
+    losses = model(**data, mode='loss')
+    assert seen == [torch.bfloat16]
+    assert losses['loss_dist'].dtype == torch.float32
+
+
+def test_student_config_takes_the_top_level_data_preprocessor():
+    student = tiny_classifier(4)
+    preprocessor = student.pop('data_preprocessor')
+    preprocessor['mean'] = [1.0, 2.0, 3.0]
+    model = build(student=student, data_preprocessor=preprocessor)
+    assert model.data_preprocessor is model.student.data_preprocessor
+    assert model.data_preprocessor.mean.flatten().tolist() == [1., 2., 3.]
