@@ -1,15 +1,18 @@
 """distkd_mm: DIST knowledge distillation for MMEngine-based libraries.
 
 Importing the package registers its losses and distiller in MMEngine's root
-registries, where mmpretrain, mmdet and mmseg find them, and lets torch's
-safe loader read MMEngine checkpoints (so ``--resume`` works on torch 2.6+).
+registries, where mmpretrain, mmdet and mmseg find them. It also makes every
+checkpoint load data-only: torch's safe loader learns to read MMEngine
+checkpoints (so ``--resume`` works on torch 2.6+), and MMEngine's URL and
+model-zoo loaders go through the same safe path.
 """
-from . import distillers, losses  # noqa: F401  (registers modules)
+from . import distillers, hooks, losses  # noqa: F401  (registers modules)
 from .distillers import Distiller
+from .hooks import DistillHook
 from .losses import DISTLoss, KDLoss
-from .utils import allow_openmmlab_checkpoints
+from .utils import install_safe_loading
 from .version import __version__
 
-allow_openmmlab_checkpoints()
+install_safe_loading()
 
-__all__ = ['Distiller', 'DISTLoss', 'KDLoss', '__version__']
+__all__ = ['Distiller', 'DistillHook', 'DISTLoss', 'KDLoss', '__version__']

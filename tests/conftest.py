@@ -54,6 +54,44 @@ def tiny_distiller(student_width: int = 4,
     return cfg
 
 
+def runner_cfg(root: str, work_dir: str, model: dict, max_epochs: int) -> dict:
+    """A small epoch-based mmpretrain run on an image-folder dataset."""
+    pipeline = [
+        dict(type='mmpretrain.LoadImageFromFile'),
+        dict(type='mmpretrain.ResizeEdge', scale=16, edge='short'),
+        dict(type='mmpretrain.CenterCrop', crop_size=16),
+        dict(type='mmpretrain.PackInputs'),
+    ]
+    dataset = dict(
+        type='mmpretrain.CustomDataset',
+        data_root=root,
+        data_prefix='train',
+        pipeline=pipeline)
+    return dict(
+        model=model,
+        work_dir=work_dir,
+        train_dataloader=dict(
+            dataset=dataset,
+            batch_size=4,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=True)),
+        val_dataloader=dict(
+            dataset=dataset,
+            batch_size=4,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False)),
+        val_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
+        val_cfg=dict(),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=1),
+            logger=dict(type='LoggerHook', interval=1)),
+        randomness=dict(seed=0, deterministic=True),
+        default_scope='mmpretrain',
+        log_level='WARNING')
+
+
 @pytest.fixture
 def make_batch():
     """A data batch as a dataloader yields it: uint8 images + samples."""

@@ -35,19 +35,22 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# This machine's pip config lists local indexes that may be absent; pip
+# warns once per package about them, which would bury what matters.
+pip_() { "${PIP[@]}" "$@" 2> >(grep -v 'is ignored: it is neither' >&2); }
 
 say "installing build tools (setuptools < 81: mmcv's setup.py imports pkg_resources)"
-"${PIP[@]}" install -q 'setuptools>=70,<81' wheel 'pip>=23'
+pip_ install -q 'setuptools>=70,<81' wheel 'pip>=23'
 
 if ! "$VENV/bin/python" -c "import torch, torchvision, sys; \
 sys.exit(not (torch.__version__.startswith('$TORCH_VERSION') and \
 torchvision.__version__.startswith('$TORCHVISION_VERSION')))" 2>/dev/null; then
     say "installing torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION (large, one time)"
-    "${PIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+    pip_ install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
 
 say "installing mmengine and pure-python dependencies"
-"${PIP[@]}" install -q -r "$ROOT/requirements.txt"
+pip_ install -q -r "$ROOT/requirements.txt"
 
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
     mkdir -p "$WHEEL_DIR"
@@ -58,7 +61,7 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
         trap 'rm -rf "$build"' EXIT
         # Metadata preparation imports pkg_resources and torch, so it runs
         # in this environment rather than an isolated one.
-        "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary :all: \
+        pip_ download -q --no-deps --no-build-isolation --no-binary :all: \
             "mmcv==$MMCV_VERSION" -d "$build"
         tar -xzf "$build"/mmcv-"$MMCV_VERSION".tar.gz -C "$build"
         # torch >= 2.10 headers need C++20; mmcv 2.1.0 hard-codes c++17.
@@ -76,15 +79,15 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
     else
         say "using cached mmcv wheel $wheel"
     fi
-    "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel"
+    pip_ install -q --no-deps --force-reinstall "$wheel"
 fi
 
 say "installing mmdet, mmsegmentation and mmpretrain"
-"${PIP[@]}" install -q 'mmdet==3.3.0' 'mmsegmentation==1.2.2' 'mmpretrain==1.2.0' \
+pip_ install -q 'mmdet==3.3.0' 'mmsegmentation==1.2.2' 'mmpretrain==1.2.0' \
     "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "mmcv==$MMCV_VERSION"
 
 say "installing distkd_mm in editable mode"
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+pip_ install -q --no-deps --no-build-isolation -e "$ROOT"
 
 say "checking the stack imports"
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, distkd_mm; \

@@ -1,7 +1,7 @@
 """The model wrapper that trains a student with a frozen teacher beside it."""
 import copy
-from contextlib import nullcontext
-from typing import Any, Dict, List, Optional, Sequence, Union
+from contextlib import contextmanager, nullcontext
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -36,7 +36,10 @@ class Distiller(BaseModel):
             student's output first (saved and trained with the student), and
             ``resize_teacher=True`` to resize dense teacher maps bilinearly to
             the student's spatial size instead of failing.
-        teacher_ckpt: Local path or http(s) URL of the teacher's weights.
+        teacher_ckpt: The teacher's weights: a local path, an http(s) URL,
+            ``torchvision://name`` or ``open-mmlab://name``.
+        teacher_pretrained: Take ``teacher_ckpt`` from the metafile of the
+            ``'pkg::path'`` teacher config (its model-zoo weights).
         teacher_strict: Refuse a teacher checkpoint whose keys do not match.
         teacher_autocast: ``'bf16'`` or ``'fp16'`` to run the teacher alone
             under autocast, whatever the student's precision; None for fp32.
@@ -54,6 +57,7 @@ class Distiller(BaseModel):
                  distill_losses: Dict[str, dict],
                  teacher_ckpt: Optional[str] = None,
                  teacher_strict: bool = True,
+                 teacher_pretrained: bool = False,
                  teacher_autocast: Optional[str] = None,
                  teacher_forward: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -70,7 +74,8 @@ class Distiller(BaseModel):
             data_preprocessor=student_model.data_preprocessor,
             init_cfg=init_cfg)
         self.student = student_model
-        self.teacher = build_teacher(teacher, teacher_ckpt, teacher_strict)
+        self.teacher = build_teacher(teacher, teacher_ckpt, teacher_strict,
+                                     teacher_pretrained)
         self.teacher_autocast = teacher_autocast
         self.distill_losses = nn.ModuleDict({
             name: MODELS.build(cfg['loss'])
@@ -90,6 +95,9 @@ class Distiller(BaseModel):
                                      [s for s, _ in taps.values()], 'student')
         self.teacher_taps = Recorder(self.teacher,
                                      [t for _, t in taps.values()], 'teacher')
+        # Set by DistillHook's warm-up / stop schedule; 0 skips the teacher.
+        self.distill_scale = 1.0
+        self._predictor = self.student
         self.teacher_forward = None
         if teacher_forward is not None:
             self.teacher_forward = MODELS.build(teacher_forward)
@@ -127,8 +135,17 @@ class Distiller(BaseModel):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         # predict / tensor: the student alone, so the library's loops and
-        # metrics work unchanged.
-        return self.student(inputs, data_samples, mode=mode)
+        # metrics work unchanged (DistillHook swaps in the teacher once).
+        return self._predictor(inputs, data_samples, mode=mode)
+
+    @contextmanager
+    def teacher_predicts(self) -> Iterator[None]:
+        """Within this context, ``predict``/``tensor`` run the teacher."""
+        self._predictor = self.teacher
+        try:
+            yield
+        finally:
+            self._predictor = self.student
 
     def loss(self, inputs: torch.Tensor,
              data_samples: Optional[List]) -> Dict[str, torch.Tensor]:
@@ -137,13 +154,20 @@ class Distiller(BaseModel):
         self.teacher_taps.clear()
         try:
             losses = self.student(inputs, data_samples, mode='loss')
+            clash = set(self.taps) & set(losses)
+            if clash:
+                raise ValueError(f'`distill_losses` keys {sorted(clash)} are '
+                                 'already losses of the student; rename them.')
+            if self.distill_scale == 0:
+                # Distillation switched off: save the teacher's forward, keep
+                # the keys so logs stay aligned.
+                zero = next(self.student.parameters()).new_zeros(())
+                losses.update({name: zero for name in self.taps})
+                return losses
             self.run_teacher(inputs, data_samples)
             for name, (s_path, t_path) in self.taps.items():
-                if name in losses:
-                    raise ValueError(
-                        f'`distill_losses` key {name!r} is already a loss '
-                        'of the student; rename it.')
-                losses[name] = self._term(name, s_path, t_path)
+                losses[name] = self.distill_scale * self._term(
+                    name, s_path, t_path)
         finally:
             # Drop references to activations as soon as the step is done.
             self.student_taps.clear()

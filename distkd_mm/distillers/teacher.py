@@ -37,15 +37,38 @@ def teacher_model_cfg(teacher: TeacherCfg) -> tuple:
     return model, cfg.get('default_scope')
 
 
+def zoo_checkpoint(teacher: TeacherCfg) -> str:
+    """The model-zoo URL of a ``'pkg::path'`` config, from its metafile."""
+    if not (isinstance(teacher, str) and '::' in teacher):
+        raise ValueError('`teacher_pretrained=True` should come with a '
+                         f"'pkg::path' teacher config, but got {teacher!r}; "
+                         'give `teacher_ckpt` instead.')
+    from mmengine.hub import get_config
+    try:
+        return get_config(teacher, pretrained=True).model_path
+    except (AssertionError, KeyError) as err:
+        raise ValueError(f'`teacher` {teacher!r} has no weights in its '
+                         "package's metafiles; give `teacher_ckpt` instead. "
+                         f'({err})') from None
+
+
 def build_teacher(teacher: TeacherCfg,
                   ckpt: Optional[str] = None,
-                  strict: bool = True) -> nn.Module:
+                  strict: bool = True,
+                  pretrained: bool = False) -> nn.Module:
     """Build the teacher, load its weights, freeze it and set eval mode.
 
     The teacher's own ``init_weights`` is never called: its weights come from
     ``ckpt`` (a recipe's ``init_cfg`` would otherwise fetch backbone weights
-    that the checkpoint overwrites anyway).
+    that the checkpoint overwrites anyway). ``pretrained=True`` takes the
+    checkpoint URL of a ``'pkg::path'`` config from the package's metafiles.
     """
+    if pretrained:
+        if ckpt is not None:
+            raise ValueError('`teacher_pretrained=True` should not be '
+                             f'combined with `teacher_ckpt`, but got '
+                             f'{ckpt!r}; keep one of them.')
+        ckpt = zoo_checkpoint(teacher)
     model_cfg, scope = teacher_model_cfg(teacher)
     if scope is None:
         model = MODELS.build(model_cfg)

@@ -1,4 +1,7 @@
-from .checkpoint import (allow_openmmlab_checkpoints, load_untrusted,
-                         load_weights)
+from .checkpoint import (allow_openmmlab_checkpoints, install_safe_loading,
+                         load_untrusted, load_weights)
 
-__all__ = ['allow_openmmlab_checkpoints', 'load_untrusted', 'load_weights']
+__all__ = [
+    'allow_openmmlab_checkpoints', 'install_safe_loading', 'load_untrusted',
+    'load_weights'
+]

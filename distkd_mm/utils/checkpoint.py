@@ -4,16 +4,22 @@ Teacher weights are usually downloaded. A pickle can carry code, so they are
 loaded with ``torch.load(weights_only=True)`` and an allowlist of the few
 harmless types OpenMMLab checkpoints carry besides tensors.
 """
+import difflib
+import hashlib
 import os
 import os.path as osp
 import re
+import tempfile
 from collections import OrderedDict
 from typing import Dict, List, Optional
+from urllib.request import urlopen
 
 import numpy as np
 import torch
 from torch import nn
 
+_URL_SCHEMES = ('http://', 'https://', 'torchvision://', 'modelzoo://',
+                'open-mmlab://', 'openmmlab://')
 # torch.hub's convention: 'name-<sha256 prefix>.ext' pins the file content.
 _HASH_IN_NAME = re.compile(r'-([a-f0-9]{6,})\.[a-z]+$')
 
@@ -75,6 +81,44 @@ def _history_state(self) -> dict:
     return state
 
 
+def install_safe_loading() -> None:
+    """Route MMEngine's URL loaders through :func:`load_untrusted`.
+
+    MMEngine loads ``http(s)://``, ``torchvision://`` and ``open-mmlab://``
+    checkpoints (backbone ``init_cfg``, ``load_from``) with torch.hub's
+    ``weights_only=False``; downloaded files must never run code.
+    """
+    from mmengine.runner import CheckpointLoader
+    allow_openmmlab_checkpoints()
+    CheckpointLoader.register_scheme(
+        prefixes=_URL_SCHEMES, loader=_mmengine_loader, force=True)
+
+
+def _mmengine_loader(filename: str, map_location=None) -> dict:
+    return load_untrusted(filename, map_location or 'cpu')
+
+
+def resolve(filename: str) -> str:
+    """Map ``torchvision://name`` and ``open-mmlab://name`` to their URL."""
+    from mmengine.runner import checkpoint as ckpt
+    scheme, _, name = filename.partition('://')
+    if scheme in ('torchvision', 'modelzoo'):
+        urls = ckpt.get_torchvision_models()
+    elif scheme in ('open-mmlab', 'openmmlab'):
+        urls = ckpt.get_external_models()
+        name = ckpt.get_deprecated_model_names().get(name, name)
+    else:
+        return filename
+    if name not in urls:
+        close = difflib.get_close_matches(name, list(urls), n=3)
+        raise ValueError(f'`checkpoint` should name a known {scheme} model, '
+                         f'but got {filename!r}. Close names: {close}.')
+    url = urls[name]
+    if not url.startswith(('http://', 'https://')):
+        url = osp.join(ckpt._get_mmengine_home(), url)
+    return url
+
+
 def cache_dir() -> str:
     """Where downloaded checkpoints live: torch hub's checkpoint folder."""
     return osp.join(torch.hub.get_dir(), 'checkpoints')
@@ -83,29 +127,54 @@ def cache_dir() -> str:
 def download_once(url: str, directory: Optional[str] = None) -> str:
     """Download ``url`` into the cache unless it is already there.
 
-    torch.hub writes to a temporary file and renames it when complete, so an
-    interrupted download leaves nothing under the final name. A name carrying
-    a hash (``model-1a2b3c4d.pth``) is verified, and a mismatch removes the
-    file.
+    The file is written under a temporary name and renamed only when it is
+    complete (its length matches Content-Length) and, when its name carries
+    a hash (``model-1a2b3c4d.pth``, torch.hub's convention), that hash
+    matches. An interrupted or corrupt download leaves nothing behind.
     """
     directory = directory or cache_dir()
     os.makedirs(directory, exist_ok=True)
     name = osp.basename(url.split('?')[0])
     path = osp.join(directory, name)
-    if not osp.exists(path):
-        match = _HASH_IN_NAME.search(name)
-        torch.hub.download_url_to_file(
-            url, path, hash_prefix=match.group(1) if match else None)
+    if osp.exists(path):
+        return path
+    match = _HASH_IN_NAME.search(name)
+    fd, partial = tempfile.mkstemp(
+        prefix=name, suffix='.partial', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as out, urlopen(url, timeout=60) as resp:
+            expected = resp.headers.get('Content-Length')
+            digest, size = hashlib.sha256(), 0
+            for chunk in iter(lambda: resp.read(1 << 20), b''):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        if expected is not None and size != int(expected):
+            raise RuntimeError(f'Download of {url} stopped after {size} of '
+                               f'{expected} bytes; try again.')
+        if match and not digest.hexdigest().startswith(match.group(1)):
+            raise RuntimeError(
+                f'Downloaded {url} but its sha256 hash {digest.hexdigest()} '
+                f'does not start with {match.group(1)!r}, as its name says. '
+                'The file is corrupt or was replaced; nothing was kept.')
+        os.replace(partial, path)
+    finally:
+        if osp.exists(partial):
+            os.remove(partial)
     return path
 
 
 def load_untrusted(filename: str, map_location: str = 'cpu') -> dict:
-    """Load a local path or http(s) URL with ``weights_only=True``.
+    """Load a path, URL or zoo name with ``weights_only=True``.
+
+    Accepts a local path, ``http(s)://`` (downloaded once into the cache),
+    ``torchvision://name`` and ``open-mmlab://name``.
 
     Raises:
         RuntimeError: the file holds objects outside the allowlist (for
             instance a pickle that would execute code); nothing was run.
     """
+    filename = resolve(filename)
     if filename.startswith(('http://', 'https://')):
         filename = download_once(filename)
     if not osp.isfile(filename):

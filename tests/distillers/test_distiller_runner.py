@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import tiny_classifier, tiny_distiller
+from conftest import runner_cfg, tiny_classifier, tiny_distiller
 from mmengine.registry import MODELS
 from mmengine.runner import Runner
 
@@ -17,44 +17,6 @@ def save_teacher(path: str, width: int = 8, seed: int = 0) -> str:
     return path
 
 
-def runner_cfg(root: str, work_dir: str, teacher_ckpt: str,
-               max_epochs: int) -> dict:
-    pipeline = [
-        dict(type='mmpretrain.LoadImageFromFile'),
-        dict(type='mmpretrain.ResizeEdge', scale=16, edge='short'),
-        dict(type='mmpretrain.CenterCrop', crop_size=16),
-        dict(type='mmpretrain.PackInputs'),
-    ]
-    dataset = dict(
-        type='mmpretrain.CustomDataset',
-        data_root=root,
-        data_prefix='train',
-        pipeline=pipeline)
-    return dict(
-        model=tiny_distiller(teacher_ckpt=teacher_ckpt),
-        work_dir=work_dir,
-        train_dataloader=dict(
-            dataset=dataset,
-            batch_size=4,
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=True)),
-        val_dataloader=dict(
-            dataset=dataset,
-            batch_size=4,
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False)),
-        val_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
-        val_cfg=dict(),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1),
-            logger=dict(type='LoggerHook', interval=1)),
-        randomness=dict(seed=0, deterministic=True),
-        default_scope='mmpretrain',
-        log_level='WARNING')
-
-
 def train(cfg: dict) -> Runner:
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     runner.train()
@@ -64,14 +26,17 @@ def train(cfg: dict) -> Runner:
 def test_runner_checkpoint_has_no_teacher_and_resumes_to_same_weights(
         imagenet_root, tmp_path):
     ckpt = save_teacher(str(tmp_path / 'teacher.pth'))
-    full = train(runner_cfg(imagenet_root, str(tmp_path / 'full'), ckpt, 2))
+    full = train(
+        runner_cfg(imagenet_root, str(tmp_path / 'full'),
+                   tiny_distiller(teacher_ckpt=ckpt), 2))
     saved = torch.load(
         osp.join(tmp_path, 'full', 'epoch_1.pth'), weights_only=False)
     keys = list(saved['state_dict'])
     assert any(k.startswith('student.') for k in keys)
     assert not any(k.startswith('teacher.') for k in keys)
 
-    cfg = runner_cfg(imagenet_root, str(tmp_path / 'resumed'), ckpt, 2)
+    cfg = runner_cfg(imagenet_root, str(tmp_path / 'resumed'),
+                     tiny_distiller(teacher_ckpt=ckpt), 2)
     cfg.update(
         resume=True, load_from=osp.join(tmp_path, 'full', 'epoch_1.pth'))
     resumed = train(cfg)

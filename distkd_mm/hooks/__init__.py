@@ -1,0 +1,3 @@
+from .distill_hook import DistillHook
+
+__all__ = ['DistillHook']

@@ -1,0 +1,114 @@
+"""DistillHook: teacher gate, weight schedule, frozen-teacher guard."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from conftest import runner_cfg, tiny_classifier, tiny_distiller
+from mmengine.runner import Runner
+
+from distkd_mm.hooks import DistillHook
+
+
+@pytest.fixture(scope='module')
+def trained_teacher(imagenet_root, tmp_path_factory) -> str:
+    """A tiny classifier trained on the generated classes (~100% val)."""
+    work = str(tmp_path_factory.mktemp('teacher'))
+    cfg = runner_cfg(imagenet_root, work, tiny_classifier(8, 4), 8)
+    cfg['optim_wrapper']['optimizer']['lr'] = 0.1
+    Runner.from_cfg(cfg).train()
+    return osp.join(work, 'epoch_8.pth')
+
+
+def distill_run(root, work_dir, ckpt, epochs=1, **hook):
+    model = tiny_distiller(teacher_ckpt=ckpt)
+    model['student']['head']['num_classes'] = 4
+    model['teacher']['head']['num_classes'] = 4
+    cfg = runner_cfg(root, work_dir, model, epochs)
+    cfg['custom_hooks'] = [dict(type='DistillHook', **hook)]
+    cfg['log_level'] = 'INFO'
+    return Runner.from_cfg(copy.deepcopy(cfg))
+
+
+def test_gate_passes_a_trained_teacher_and_logs_its_score(
+        imagenet_root, trained_teacher, tmp_path):
+    runner = distill_run(imagenet_root, str(tmp_path), trained_teacher)
+    runner.train()
+    log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+    assert 'Teacher before training:' in log
+    assert runner.iter > 0
+
+
+def test_gate_stops_a_random_teacher_before_any_training(
+        imagenet_root, tmp_path):
+    torch.manual_seed(0)
+    random_ckpt = str(tmp_path / 'random.pth')
+    from mmengine.registry import MODELS
+    torch.save(
+        {'state_dict': MODELS.build(tiny_classifier(8, 4)).state_dict()},
+        random_ckpt)
+    runner = distill_run(imagenet_root, str(tmp_path / 'w'), random_ckpt)
+    with pytest.raises(RuntimeError, match='near chance'):
+        runner.train()
+    assert runner.iter == 0
+    assert not osp.exists(osp.join(str(tmp_path / 'w'), 'epoch_1.pth'))
+
+
+def test_explicit_minimum_score_is_applied(imagenet_root, trained_teacher,
+                                           tmp_path):
+    runner = distill_run(
+        imagenet_root, str(tmp_path), trained_teacher, min_teacher_score=101.0)
+    with pytest.raises(RuntimeError, match='below 101'):
+        runner.train()
+
+
+def test_weight_schedule_warms_up_and_stops():
+    hook = DistillHook(warmup_iters=4, stop_epoch=3)
+    scales = [hook.scale(i, epoch=0, iters_per_epoch=10) for i in range(6)]
+    assert scales == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert hook.scale(35, epoch=3, iters_per_epoch=10) == 0.0
+    by_epoch = DistillHook(warmup_epochs=1, stop_iter=25)
+    assert by_epoch.scale(4, 0, 10) == 0.5
+    assert by_epoch.scale(24, 2, 10) == 1.0
+    assert by_epoch.scale(25, 2, 10) == 0.0
+    with pytest.raises(ValueError, match='both be set'):
+        DistillHook(warmup_iters=1, warmup_epochs=1)
+
+
+def test_switched_off_distillation_skips_the_teacher(imagenet_root,
+                                                     trained_teacher,
+                                                     tmp_path):
+    runner = distill_run(
+        imagenet_root,
+        str(tmp_path),
+        trained_teacher,
+        epochs=2,
+        check_teacher=False,
+        stop_epoch=1)
+    calls = []
+    runner.model.teacher.register_forward_hook(
+        lambda *args: calls.append(runner.epoch))
+    runner.train()
+    assert calls and set(calls) == {0}
+    scalars = runner.message_hub.log_scalars['train/loss_dist']
+    assert scalars.current() == 0.0
+
+
+def test_guard_fails_when_the_teacher_was_unfrozen(imagenet_root,
+                                                   trained_teacher, tmp_path):
+    runner = distill_run(
+        imagenet_root, str(tmp_path), trained_teacher, check_teacher=False)
+    hook = next(h for h in runner.hooks if isinstance(h, DistillHook))
+    hook.before_train(runner)
+    hook.check_frozen(runner)  # untouched: fine
+    runner.model.teacher.head.fc.weight.requires_grad_(True)
+    with pytest.raises(RuntimeError, match='require grad'):
+        hook.check_frozen(runner)
+    runner.model.teacher.head.fc.weight.requires_grad_(False)
+    with torch.no_grad():
+        runner.model.teacher.head.fc.weight.add_(1.0)
+    with pytest.raises(RuntimeError, match='weights have changed'):
+        hook.check_frozen(runner)
+    runner.model.teacher.train()
+    with pytest.raises(RuntimeError, match='train mode'):
+        hook.check_frozen(runner)
