@@ -82,6 +82,13 @@ def runner_cfg(root: str, work_dir: str, model: dict, max_epochs: int) -> dict:
             sampler=dict(type='DefaultSampler', shuffle=False)),
         val_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
         val_cfg=dict(),
+        test_dataloader=dict(
+            dataset=dataset,
+            batch_size=4,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False)),
+        test_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
+        test_cfg=dict(),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         default_hooks=dict(
@@ -144,3 +151,18 @@ def imagenet_root(tmp_path_factory) -> str:
     write_image_folder(root, 'train', 4, 4, 48, seed=0)
     write_image_folder(root, 'val', 2, 4, 48, seed=1)
     return root
+
+
+@pytest.fixture(scope='session')
+def demo_teacher_ckpt(tmp_path_factory) -> str:
+    """Random weights for the digits demo's teacher, in MMEngine's format."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+
+    import distkd_mm.datasets  # noqa: F401
+    cfg = Config.fromfile(osp.join(REPO, 'configs/demo/digits_teacher.py'))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    path = str(tmp_path_factory.mktemp('demo_teacher') / 'teacher.pth')
+    torch.save({'state_dict': model.state_dict()}, path)
+    return path

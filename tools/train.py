@@ -6,6 +6,7 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -66,6 +67,14 @@ def build_config(args: argparse.Namespace) -> Config:
                              'base_batch_size` in the config, but it has '
                              'none; add it or drop the flag.')
         cfg.auto_scale_lr.enable = True
+    if args.launcher == 'pytorch' and not torch.cuda.is_available():
+        # CPU-only DDP (smoke runs, CI): MMEngine's launcher would pick a
+        # CUDA device, so join the gloo group here; no CUDA device ids.
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend='gloo')
+        wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+        wrapper.setdefault('device_ids', None)
+        cfg.model_wrapper_cfg = wrapper
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
