@@ -1,10 +1,14 @@
 """Shared fixtures: tiny real OpenMMLab models and generated datasets."""
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 
@@ -97,6 +101,34 @@ def runner_cfg(root: str, work_dir: str, model: dict, max_epochs: int) -> dict:
         randomness=dict(seed=0, deterministic=True),
         default_scope='mmpretrain',
         log_level='WARNING')
+
+
+def write_config(path, root, work_dir, model, epochs, **extra) -> str:
+    """Write :func:`runner_cfg` as a config file for the command line."""
+    cfg = runner_cfg(root, work_dir, model, epochs)
+    cfg.update(extra)
+    Config(cfg).dump(str(path))
+    return str(path)
+
+
+def cli(args, tmp, **env) -> subprocess.CompletedProcess:
+    """Run a repository script with ``tmp`` importable (test plugins)."""
+    env = dict(
+        os.environ, PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1', **env)
+    return subprocess.run([sys.executable, *args],
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+
+
+def save_teacher(path) -> str:
+    """A random tiny teacher checkpoint (seeded), in MMEngine's format."""
+    torch.manual_seed(0)
+    torch.save({'state_dict': MODELS.build(tiny_classifier(8)).state_dict()},
+               str(path))
+    return str(path)
 
 
 @pytest.fixture

@@ -11,11 +11,13 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
+from distkd_mm.utils.attach import PRESETS, attach_teacher, load_config
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a (distilled) model')
-    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        'config', help='train config file path (or pkg::path/to/config.py)')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--amp', action='store_true', help='enable automatic mixed precision')
@@ -28,6 +30,21 @@ def parse_args() -> argparse.Namespace:
         const='auto',
         help='resume from this checkpoint, or from the latest one in the '
         'work dir when no path is given')
+    parser.add_argument(
+        '--teacher',
+        help='attach this teacher (config file or pkg::path) to the plain '
+        'student config')
+    parser.add_argument(
+        '--teacher-ckpt', help="the teacher's weights: path, URL, zoo name")
+    parser.add_argument(
+        '--teacher-pretrained',
+        action='store_true',
+        help="take the teacher's weights from its package's metafile")
+    parser.add_argument(
+        '--distill',
+        choices=sorted(PRESETS),
+        help='taps and losses to attach the teacher with (default: guessed '
+        "from the student's type)")
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -46,7 +63,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
+    if args.teacher is not None:
+        cfg = attach_teacher(cfg, args.teacher, args.teacher_ckpt,
+                             args.distill, args.teacher_pretrained)
+    elif args.teacher_ckpt or args.distill or args.teacher_pretrained:
+        raise ValueError('`--teacher-ckpt`, `--teacher-pretrained` and '
+                         '`--distill` should come with `--teacher`, but it '
+                         'is missing; add `--teacher TEACHER_CONFIG`.')
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

@@ -3,12 +3,10 @@ import json
 import os
 import os.path as osp
 import signal
-import subprocess
-import sys
 
 import torch
-from conftest import REPO, runner_cfg, tiny_classifier, tiny_distiller
-from mmengine.config import Config
+from conftest import (cli, save_teacher, tiny_classifier, tiny_distiller,
+                      write_config)
 from mmengine.registry import MODELS
 
 KILL_HOOK = '''
@@ -27,31 +25,6 @@ class KillAtIterHook(Hook):
         if at is not None and runner.iter == int(at):
             os.kill(os.getpid(), signal.SIGKILL)
 '''
-
-
-def write_config(path, root, work_dir, model, epochs, **extra) -> str:
-    cfg = runner_cfg(root, work_dir, model, epochs)
-    cfg.update(extra)
-    Config(cfg).dump(str(path))
-    return str(path)
-
-
-def cli(args, tmp, **env):
-    env = dict(
-        os.environ, PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1', **env)
-    return subprocess.run([sys.executable, *args],
-                          cwd=REPO,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
-
-
-def save_teacher(path) -> str:
-    torch.manual_seed(0)
-    torch.save({'state_dict': MODELS.build(tiny_classifier(8)).state_dict()},
-               str(path))
-    return str(path)
 
 
 def test_exported_student_loads_strictly_and_tests_like_the_distiller(

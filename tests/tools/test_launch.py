@@ -64,7 +64,8 @@ def run(cmd, cwd, tmp):
     env = dict(os.environ, PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1')
     result = subprocess.run(
         cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, output
     return result
 
 
