@@ -37,19 +37,12 @@ def check_real(name: str,
                          f'got {value!r}. {hint}')
 
 
-def flatten_logits(student: Tensor, teacher: Tensor) -> Tuple[Tensor, Tensor]:
-    """Check a student/teacher logit pair and flatten it to rows x classes.
-
-    Dense maps (N, C, *spatial) become (N * prod(spatial), C): every spatial
-    position is a sample and the class axis stays the last one. Both tensors
-    are cast to float32 and the teacher is detached.
+def check_logits(student: Tensor, teacher: Tensor) -> None:
+    """Reject a student/teacher pair that is not two equal float tensors.
 
     Args:
         student: Student logits, (N, C) or (N, C, *spatial).
         teacher: Teacher logits of the same shape.
-
-    Returns:
-        The flattened float32 student and (detached) teacher logits.
     """
     for name, x in (('student', student), ('teacher', teacher)):
         if not isinstance(x, Tensor):
@@ -70,6 +63,23 @@ def flatten_logits(student: Tensor, teacher: Tensor) -> Tuple[Tensor, Tensor]:
             'logits should have at least 2 dims (N, C) or (N, C, *spatial), '
             f'but got shape {tuple(student.shape)}. Add the batch axis, '
             'e.g. `x[None]`.')
+
+
+def flatten_logits(student: Tensor, teacher: Tensor) -> Tuple[Tensor, Tensor]:
+    """Check a student/teacher logit pair and flatten it to rows x classes.
+
+    Dense maps (N, C, *spatial) become (N * prod(spatial), C): every spatial
+    position is a sample and the class axis stays the last one. Both tensors
+    are cast to float32 and the teacher is detached.
+
+    Args:
+        student: Student logits, (N, C) or (N, C, *spatial).
+        teacher: Teacher logits of the same shape.
+
+    Returns:
+        The flattened float32 student and (detached) teacher logits.
+    """
+    check_logits(student, teacher)
     num_classes = student.size(1)
     teacher = teacher.detach()
     if student.dim() > 2:
@@ -155,6 +165,10 @@ class DISTLoss(nn.Module):
         use_sigmoid: Use element-wise sigmoid instead of softmax, for heads
             trained with sigmoid classification (e.g. RetinaNet).
             Defaults to False.
+        memory_lean: Compute the gradient by hand, chunk by chunk, so the
+            backward keeps no full-size temporaries (same value and
+            gradient; less than half the peak memory on dense maps).
+            Defaults to True.
     """
 
     def __init__(self,
@@ -162,7 +176,8 @@ class DISTLoss(nn.Module):
                  gamma: float = 1.0,
                  tau: float = 1.0,
                  loss_weight: float = 1.0,
-                 use_sigmoid: bool = False) -> None:
+                 use_sigmoid: bool = False,
+                 memory_lean: bool = True) -> None:
         super().__init__()
         check_real(
             'tau',
@@ -182,6 +197,7 @@ class DISTLoss(nn.Module):
         self.tau = tau
         self.loss_weight = loss_weight
         self.use_sigmoid = use_sigmoid
+        self.memory_lean = memory_lean
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Compute the loss.
@@ -194,8 +210,13 @@ class DISTLoss(nn.Module):
         Returns:
             A float32 scalar tensor.
         """
-        loss = dist_loss(student, teacher, self.beta, self.gamma, self.tau,
-                         self.use_sigmoid)
+        if self.memory_lean:
+            from .lean_dist import lean_dist_loss
+            loss = lean_dist_loss(student, teacher, self.beta, self.gamma,
+                                  self.tau, self.use_sigmoid)
+        else:
+            loss = dist_loss(student, teacher, self.beta, self.gamma, self.tau,
+                             self.use_sigmoid)
         return self.loss_weight * loss
 
     def extra_repr(self) -> str:
