@@ -43,6 +43,12 @@ class Distiller(BaseModel):
         teacher_strict: Refuse a teacher checkpoint whose keys do not match.
         teacher_autocast: ``'bf16'`` or ``'fp16'`` to run the teacher alone
             under autocast, whatever the student's precision; None for fp32.
+            ``'auto'`` (default) picks bf16 on GPUs that support it, else
+            fp16, and fp32 on the CPU (where half-precision convolutions are
+            slower). DIST itself is computed in fp32 either way.
+        teacher_channels_last: Keep a convolutional teacher's weights and
+            inputs in channels-last layout (faster convolutions on recent
+            GPUs). ``'auto'`` (default) does it on CUDA only.
         teacher_forward: How to run the teacher when ``tensor`` mode does
             more or other than the taps need (two-stage detectors): a config
             of a callable ``fn(teacher, inputs, data_samples)``, whose
@@ -58,14 +64,19 @@ class Distiller(BaseModel):
                  teacher_ckpt: Optional[str] = None,
                  teacher_strict: bool = True,
                  teacher_pretrained: bool = False,
-                 teacher_autocast: Optional[str] = None,
+                 teacher_autocast: Optional[str] = 'auto',
+                 teacher_channels_last: Union[bool, str] = 'auto',
                  teacher_forward: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         taps = _check_distill_losses(distill_losses)
-        if teacher_autocast not in (None, *_AUTOCAST_DTYPES):
-            raise ValueError('`teacher_autocast` should be None, "bf16" or '
-                             f'"fp16", but got {teacher_autocast!r}.')
+        if teacher_autocast not in (None, 'auto', *_AUTOCAST_DTYPES):
+            raise ValueError(
+                '`teacher_autocast` should be None, "auto", '
+                f'"bf16" or "fp16", but got {teacher_autocast!r}.')
+        if teacher_channels_last not in (True, False, 'auto'):
+            raise ValueError('`teacher_channels_last` should be True, False '
+                             f'or "auto", but got {teacher_channels_last!r}.')
         student = copy.deepcopy(student)
         if data_preprocessor is not None:
             student.setdefault('data_preprocessor', data_preprocessor)
@@ -77,6 +88,8 @@ class Distiller(BaseModel):
         self.teacher = build_teacher(teacher, teacher_ckpt, teacher_strict,
                                      teacher_pretrained)
         self.teacher_autocast = teacher_autocast
+        self.teacher_channels_last = teacher_channels_last
+        self._teacher_is_channels_last = False
         self.distill_losses = nn.ModuleDict({
             name: MODELS.build(cfg['loss'])
             for name, cfg in distill_losses.items()
@@ -136,7 +149,13 @@ class Distiller(BaseModel):
             return self.loss(inputs, data_samples)
         # predict / tensor: the student alone, so the library's loops and
         # metrics work unchanged (DistillHook swaps in the teacher once).
-        return self._predictor(inputs, data_samples, mode=mode)
+        try:
+            return self._predictor(inputs, data_samples, mode=mode)
+        finally:
+            # The taps record these calls too; drop them, or a validation
+            # epoch keeps every tapped feature map (an FPN) alive.
+            self.student_taps.clear()
+            self.teacher_taps.clear()
 
     @contextmanager
     def teacher_predicts(self) -> Iterator[None]:
@@ -177,12 +196,16 @@ class Distiller(BaseModel):
     def run_teacher(self, inputs: torch.Tensor,
                     data_samples: Optional[List]) -> None:
         """Run the teacher for its taps only (no targets, no losses)."""
-        if self.teacher_autocast is None:
-            precision = nullcontext()
-        else:
-            precision = torch.autocast(
-                device_type=inputs.device.type,
-                dtype=_AUTOCAST_DTYPES[self.teacher_autocast])
+        device = inputs.device.type if isinstance(inputs, torch.Tensor) \
+            else 'cpu'
+        dtype = _teacher_dtype(self.teacher_autocast, device)
+        precision = nullcontext() if dtype is None else torch.autocast(
+            device_type=device, dtype=dtype)
+        if _use_channels_last(self.teacher_channels_last, inputs):
+            if not self._teacher_is_channels_last:
+                self.teacher.to(memory_format=torch.channels_last)
+                self._teacher_is_channels_last = True
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), precision:
             if self.teacher_forward is None:
                 self.teacher(inputs, data_samples, mode='tensor')
@@ -209,6 +232,21 @@ class Distiller(BaseModel):
                 _check_shapes(s, t, name, s_path, t_path, i)
                 total = total + loss_fn(s, t)
         return total
+
+
+def _teacher_dtype(choice: Optional[str],
+                   device: str) -> Optional[torch.dtype]:
+    if choice != 'auto':
+        return None if choice is None else _AUTOCAST_DTYPES[choice]
+    if device != 'cuda':
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _use_channels_last(choice: Union[bool, str], inputs: Any) -> bool:
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
+        return False
+    return inputs.is_cuda if choice == 'auto' else bool(choice)
 
 
 def _check_distill_losses(distill_losses: Dict[str, dict]) -> Dict:

@@ -167,3 +167,29 @@ def test_student_config_takes_the_top_level_data_preprocessor():
     model = build(student=student, data_preprocessor=preprocessor)
     assert model.data_preprocessor is model.student.data_preprocessor
     assert model.data_preprocessor.mean.flatten().tolist() == [1., 2., 3.]
+
+
+def test_fast_path_defaults_keep_the_cpu_teacher_in_fp32(make_batch):
+    model = build()
+    assert model.teacher_autocast == 'auto'
+    seen = []
+    model.teacher.head.fc.register_forward_hook(
+        lambda m, a, out: seen.append(out.dtype))
+    data = model.data_preprocessor(make_batch(), True)
+    model(**data, mode='loss')
+    assert seen == [torch.float32]
+    conv = model.teacher.backbone.conv1.weight
+    assert not conv.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_teacher_gives_the_same_distillation_term(make_batch):
+    plain, fast = build(teacher_channels_last=False), build(
+        teacher_channels_last=True)
+    fast.load_state_dict(plain.state_dict())
+    fast.teacher.load_state_dict(plain.teacher.state_dict())
+    data = plain.data_preprocessor(make_batch(), True)
+    a = plain(**data, mode='loss')['loss_dist']
+    b = fast(**data, mode='loss')['loss_dist']
+    assert fast.teacher.backbone.conv1.weight.is_contiguous(
+        memory_format=torch.channels_last)
+    assert torch.allclose(a, b, atol=1e-5)
