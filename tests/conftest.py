@@ -1,134 +1,9 @@
-"""Shared fixtures: tiny real OpenMMLab models and generated datasets."""
-import os
+"""Shared fixtures: generated datasets and checkpoints."""
 import os.path as osp
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import MODELS
-
-import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def tiny_classifier(width: int = 8, num_classes: int = 10) -> dict:
-    """An mmpretrain ImageClassifier small enough for a CPU unit test."""
-    return dict(
-        type='mmpretrain.ImageClassifier',
-        data_preprocessor=dict(
-            type='mmpretrain.ClsDataPreprocessor',
-            mean=[127.5] * 3,
-            std=[64.0] * 3),
-        backbone=dict(
-            type='mmpretrain.ResNet_CIFAR',
-            depth=18,
-            stem_channels=width,
-            base_channels=width,
-            num_stages=2,
-            strides=(1, 2),
-            dilations=(1, 1),
-            out_indices=(1, )),
-        neck=dict(type='mmpretrain.GlobalAveragePooling'),
-        head=dict(
-            type='mmpretrain.LinearClsHead',
-            num_classes=num_classes,
-            in_channels=width * 2,
-            loss=dict(type='mmpretrain.CrossEntropyLoss', loss_weight=1.0)))
-
-
-def tiny_distiller(student_width: int = 4,
-                   teacher_width: int = 8,
-                   teacher_classes: int = 10,
-                   **kwargs) -> dict:
-    """A Distiller config pairing two tiny classifiers with DIST on logits."""
-    cfg = dict(
-        type='Distiller',
-        student=tiny_classifier(student_width),
-        teacher=tiny_classifier(teacher_width, teacher_classes),
-        distill_losses=dict(
-            loss_dist=dict(
-                student='head.fc',
-                teacher='head.fc',
-                loss=dict(type='DISTLoss', tau=1.0, loss_weight=2.0))))
-    cfg.update(kwargs)
-    return cfg
-
-
-def runner_cfg(root: str, work_dir: str, model: dict, max_epochs: int) -> dict:
-    """A small epoch-based mmpretrain run on an image-folder dataset."""
-    pipeline = [
-        dict(type='mmpretrain.LoadImageFromFile'),
-        dict(type='mmpretrain.ResizeEdge', scale=16, edge='short'),
-        dict(type='mmpretrain.CenterCrop', crop_size=16),
-        dict(type='mmpretrain.PackInputs'),
-    ]
-    dataset = dict(
-        type='mmpretrain.CustomDataset',
-        data_root=root,
-        data_prefix='train',
-        pipeline=pipeline)
-    return dict(
-        model=model,
-        work_dir=work_dir,
-        train_dataloader=dict(
-            dataset=dataset,
-            batch_size=4,
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=True)),
-        val_dataloader=dict(
-            dataset=dataset,
-            batch_size=4,
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False)),
-        val_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
-        val_cfg=dict(),
-        test_dataloader=dict(
-            dataset=dataset,
-            batch_size=4,
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False)),
-        test_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
-        test_cfg=dict(),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1),
-            logger=dict(type='LoggerHook', interval=1)),
-        randomness=dict(seed=0, deterministic=True),
-        default_scope='mmpretrain',
-        log_level='WARNING')
-
-
-def write_config(path, root, work_dir, model, epochs, **extra) -> str:
-    """Write :func:`runner_cfg` as a config file for the command line."""
-    cfg = runner_cfg(root, work_dir, model, epochs)
-    cfg.update(extra)
-    Config(cfg).dump(str(path))
-    return str(path)
-
-
-def cli(args, tmp, **env) -> subprocess.CompletedProcess:
-    """Run a repository script with ``tmp`` importable (test plugins)."""
-    env = dict(
-        os.environ, PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1', **env)
-    return subprocess.run([sys.executable, *args],
-                          cwd=REPO,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
-
-
-def save_teacher(path) -> str:
-    """A random tiny teacher checkpoint (seeded), in MMEngine's format."""
-    torch.manual_seed(0)
-    torch.save({'state_dict': MODELS.build(tiny_classifier(8)).state_dict()},
-               str(path))
-    return str(path)
+from distkd_testing import REPO, write_image_folder
 
 
 @pytest.fixture
@@ -149,31 +24,6 @@ def make_batch():
         return dict(inputs=inputs, data_samples=samples)
 
     return make
-
-
-def write_image_folder(root: str, split: str, num_per_class: int, classes: int,
-                       size: int, seed: int) -> None:
-    """Write an ImageNet-format split: <split>/<cls>/*.JPEG + meta list.
-
-    Each class gets its own colour and stripe pattern, so a model can learn
-    it in a few steps.
-    """
-    from PIL import Image
-    rng = np.random.default_rng(seed)
-    lines = []
-    for label in range(classes):
-        folder = osp.join(root, split, f'n{label:08d}')
-        os.makedirs(folder, exist_ok=True)
-        for k in range(num_per_class):
-            img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-            img[:, :, label % 3] += 120
-            img[label % size::classes, :] = 250
-            name = f'n{label:08d}/img_{k}.JPEG'
-            Image.fromarray(img).save(osp.join(root, split, name))
-            lines.append(f'{name} {label}')
-    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
-    with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
-        f.write('\n'.join(lines) + '\n')
 
 
 @pytest.fixture(scope='session')

@@ -1,6 +1,11 @@
+from .connectors import FPNAdapter
 from .distiller import Distiller
 from .recorder import Recorder
 from .seg_heads import EncoderDecoderHeads
 from .teacher import build_teacher
+from .two_stage import RoITeacherForward
 
-__all__ = ['Distiller', 'EncoderDecoderHeads', 'Recorder', 'build_teacher']
+__all__ = [
+    'Distiller', 'EncoderDecoderHeads', 'FPNAdapter', 'Recorder',
+    'RoITeacherForward', 'build_teacher'
+]

@@ -110,7 +110,7 @@ class Distiller(BaseModel):
                                      [t for _, t in taps.values()], 'teacher')
         # Set by DistillHook's warm-up / stop schedule; 0 skips the teacher.
         self.distill_scale = 1.0
-        self._predictor = self.student
+        self._teacher_predicts = False
         self.teacher_forward = None
         if teacher_forward is not None:
             self.teacher_forward = MODELS.build(teacher_forward)
@@ -149,8 +149,9 @@ class Distiller(BaseModel):
             return self.loss(inputs, data_samples)
         # predict / tensor: the student alone, so the library's loops and
         # metrics work unchanged (DistillHook swaps in the teacher once).
+        model = self.teacher if self._teacher_predicts else self.student
         try:
-            return self._predictor(inputs, data_samples, mode=mode)
+            return model(inputs, data_samples, mode=mode)
         finally:
             # The taps record these calls too; drop them, or a validation
             # epoch keeps every tapped feature map (an FPN) alive.
@@ -164,7 +165,7 @@ class Distiller(BaseModel):
         try:
             yield
         finally:
-            self._predictor = self.student
+            self._teacher_predicts = False
 
     def loss(self, inputs: torch.Tensor,
              data_samples: Optional[List]) -> Dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 import os.path as osp
 
 import torch
-from conftest import REPO
+from distkd_testing import REPO
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner

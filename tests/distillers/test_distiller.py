@@ -3,7 +3,7 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_classifier, tiny_distiller
+from distkd_testing import tiny_classifier, tiny_distiller
 from mmengine.optim import OptimWrapper
 from mmengine.registry import MODELS
 
@@ -193,3 +193,9 @@ def test_channels_last_teacher_gives_the_same_distillation_term(make_batch):
     assert fast.teacher.backbone.conv1.weight.is_contiguous(
         memory_format=torch.channels_last)
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_student_is_saved_once():
+    keys = list(build().state_dict())
+    fc = [k for k in keys if k.endswith('head.fc.weight')]
+    assert fc == ['student.head.fc.weight']

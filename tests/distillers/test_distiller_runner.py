@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import runner_cfg, tiny_classifier, tiny_distiller
+from distkd_testing import runner_cfg, tiny_classifier, tiny_distiller
 from mmengine.registry import MODELS
 from mmengine.runner import Runner
 

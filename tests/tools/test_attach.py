@@ -3,7 +3,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import cli, save_teacher, tiny_classifier, write_config
+from distkd_testing import cli, save_teacher, tiny_classifier, write_config
 from mmengine.config import Config
 
 from distkd_mm.utils.attach import attach_teacher, guess_preset

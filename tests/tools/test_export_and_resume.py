@@ -5,8 +5,8 @@ import os.path as osp
 import signal
 
 import torch
-from conftest import (cli, save_teacher, tiny_classifier, tiny_distiller,
-                      write_config)
+from distkd_testing import (cli, save_teacher, tiny_classifier, tiny_distiller,
+                            write_config)
 from mmengine.registry import MODELS
 
 KILL_HOOK = '''

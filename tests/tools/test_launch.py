@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from distkd_testing import REPO
 
 DUMP_HOOK = '''
 import os

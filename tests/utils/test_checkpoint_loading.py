@@ -7,7 +7,7 @@ import threading
 
 import pytest
 import torch
-from conftest import tiny_classifier, tiny_distiller
+from distkd_testing import tiny_classifier, tiny_distiller
 from mmengine.registry import MODELS
 from mmengine.runner import CheckpointLoader
 
