@@ -1,7 +1,8 @@
 """The model wrapper that trains a student with a frozen teacher beside it."""
 import copy
 from contextlib import contextmanager, nullcontext
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
+                    Union)
 
 import torch
 from mmengine.model import BaseModel
@@ -40,6 +41,12 @@ class Distiller(BaseModel):
             ``torchvision://name`` or ``open-mmlab://name``.
         teacher_pretrained: Take ``teacher_ckpt`` from the metafile of the
             ``'pkg::path'`` teacher config (its model-zoo weights).
+        teacher_ckpt_converter: Maps the keys of ``teacher_ckpt`` to the
+            teacher's layout before loading: a callable on the state dict or
+            a name registered in MMEngine's ``FUNCTIONS``, e.g.
+            ``'torchvision_resnet'`` (torchvision ResNet weights into an
+            mmpretrain ResNet) or ``'cifar_backbone'`` (the seed's CIFAR
+            checkpoints). None (default) loads the keys as they are.
         teacher_strict: Refuse a teacher checkpoint whose keys do not match.
         teacher_autocast: ``'bf16'`` or ``'fp16'`` to run the teacher alone
             under autocast, whatever the student's precision; None for fp32.
@@ -62,6 +69,7 @@ class Distiller(BaseModel):
                  teacher: TeacherCfg,
                  distill_losses: Dict[str, dict],
                  teacher_ckpt: Optional[str] = None,
+                 teacher_ckpt_converter: Optional[Union[str, Callable]] = None,
                  teacher_strict: bool = True,
                  teacher_pretrained: bool = False,
                  teacher_autocast: Optional[str] = 'auto',
@@ -86,7 +94,8 @@ class Distiller(BaseModel):
             init_cfg=init_cfg)
         self.student = student_model
         self.teacher = build_teacher(teacher, teacher_ckpt, teacher_strict,
-                                     teacher_pretrained)
+                                     teacher_pretrained,
+                                     teacher_ckpt_converter)
         self.teacher_autocast = teacher_autocast
         self.teacher_channels_last = teacher_channels_last
         self._teacher_is_channels_last = False

@@ -1,13 +1,14 @@
 """Build the frozen teacher from a model dict, a config file or ``pkg::``."""
 import copy
 import warnings
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS, DefaultScope
 from torch import nn
 
 from ..utils.checkpoint import load_weights
+from ..utils.convert import get_converter
 
 TeacherCfg = Union[dict, ConfigDict, str]
 
@@ -55,14 +56,20 @@ def zoo_checkpoint(teacher: TeacherCfg) -> str:
 def build_teacher(teacher: TeacherCfg,
                   ckpt: Optional[str] = None,
                   strict: bool = True,
-                  pretrained: bool = False) -> nn.Module:
+                  pretrained: bool = False,
+                  converter: Optional[Union[str,
+                                            Callable]] = None) -> nn.Module:
     """Build the teacher, load its weights, freeze it and set eval mode.
 
     The teacher's own ``init_weights`` is never called: its weights come from
     ``ckpt`` (a recipe's ``init_cfg`` would otherwise fetch backbone weights
     that the checkpoint overwrites anyway). ``pretrained=True`` takes the
     checkpoint URL of a ``'pkg::path'`` config from the package's metafiles.
+    ``converter`` (a callable or a name registered in MMEngine's
+    ``FUNCTIONS``, e.g. ``'torchvision_resnet'``) maps the checkpoint's keys
+    to the model's before the strict load.
     """
+    converter = get_converter(converter)
     if pretrained:
         if ckpt is not None:
             raise ValueError('`teacher_pretrained=True` should not be '
@@ -76,7 +83,8 @@ def build_teacher(teacher: TeacherCfg,
         with DefaultScope.overwrite_default_scope(scope):
             model = MODELS.build(model_cfg)
     if ckpt is not None:
-        load_weights(model, ckpt, strict=strict, name='teacher')
+        load_weights(
+            model, ckpt, strict=strict, name='teacher', converter=converter)
     else:
         warnings.warn('`teacher_ckpt` is None: the teacher keeps its random '
                       'initial weights, which only makes sense in tests.')

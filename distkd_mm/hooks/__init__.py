@@ -1,3 +1,4 @@
 from .distill_hook import DistillHook
+from .student_ema_hook import StudentEMAHook
 
-__all__ = ['DistillHook']
+__all__ = ['DistillHook', 'StudentEMAHook']

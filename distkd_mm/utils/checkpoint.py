@@ -11,7 +11,7 @@ import os.path as osp
 import re
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 from urllib.request import urlopen
 
 import numpy as np
@@ -210,13 +210,18 @@ def extract_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
 def load_weights(model: nn.Module,
                  filename: str,
                  strict: bool = True,
-                 name: str = 'model') -> None:
+                 name: str = 'model',
+                 converter: Optional[Callable] = None) -> None:
     """Load ``filename`` into ``model``; list every key that does not fit.
 
     Strict by default: a teacher that silently keeps random weights in some
     layers is the most common way distillation fails without an error.
+    ``converter`` maps the file's state dict to the model's key layout
+    first (see :mod:`distkd_mm.utils.convert`).
     """
     state_dict = extract_state_dict(load_untrusted(filename))
+    if converter is not None:
+        state_dict = converter(state_dict)
     result = model.load_state_dict(state_dict, strict=False)
     missing, unexpected = result.missing_keys, result.unexpected_keys
     if strict and (missing or unexpected):

@@ -1,0 +1,113 @@
+# The seed's "stronger training strategy" (dist_b2.yaml): 450 epochs,
+# TF-style RMSprop (timm's RMSpropTF: lr 0.048, alpha 0.9, eps 1e-3,
+# momentum 0.9), weight decay 1e-5 not on 1-D parameters (norms, biases),
+# 3 warm-up epochs from 1e-6 (one value per epoch), then lr x0.97 every 2.4
+# epochs, label smoothing 0.1, RandAugment m9 (std 0.5) + random erasing 0.2,
+# EMA of the weights (decay 0.9999, every iteration), 96 images x 8 GPUs.
+# DIST on the logits, tau 1, weight 2. Teacher: ResNet-50 "strikes back"
+# (mmpretrain's RSB-A1 weights, 80.12 top-1). Leaves set the student.
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs32.py',
+    'mmpretrain::_base_/default_runtime.py'
+]
+
+custom_imports = dict(
+    imports=['distkd_mm', 'distkd_mm.models', 'distkd_mm.optim'],
+    allow_failed_imports=False)
+
+bgr_mean = [103.53, 116.28, 123.675]
+bgr_std = [57.375, 57.12, 58.395]
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=224),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    # timm's `rand-m9-mstd0.5`: 2 ops per image, each with probability 0.5.
+    dict(
+        type='RandAugment',
+        policies='timm_increasing',
+        num_policies=2,
+        total_level=10,
+        magnitude_level=9,
+        magnitude_std=0.5,
+        hparams=dict(
+            pad_val=[round(x) for x in bgr_mean], interpolation='bilinear')),
+    # timm's RandomErasing(0.2, mode='pixel'): per-pixel normal noise, which
+    # is `mode='rand'` with the dataset's mean/std before normalisation.
+    dict(
+        type='RandomErasing',
+        erase_prob=0.2,
+        mode='rand',
+        min_area_ratio=0.02,
+        max_area_ratio=1 / 3,
+        fill_color=bgr_mean,
+        fill_std=bgr_std),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(batch_size=96, dataset=dict(pipeline=train_pipeline))
+
+model = dict(
+    type='Distiller',
+    student=dict(
+        type='ImageClassifier',
+        # backbone: set by the leaves
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='LinearClsHead',
+            num_classes=1000,
+            in_channels=None,
+            loss=dict(
+                type='LabelSmoothLoss',
+                label_smooth_val=0.1,
+                mode='original',
+                loss_weight=1.0),
+            topk=(1, 5))),
+    teacher='mmpretrain::resnet/resnet50_8xb256-rsb-a1-600e_in1k.py',
+    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
+    'resnet50_8xb256-rsb-a1-600e_in1k_20211228-20e21305.pth',
+    distill_losses=dict(
+        loss_dist=dict(
+            student='head.fc',
+            teacher='head.fc',
+            loss=dict(type='DISTLoss', tau=1.0, loss_weight=2.0))))
+
+optim_wrapper = dict(
+    optimizer=dict(
+        type='RMSpropTF',
+        lr=0.048,
+        alpha=0.9,
+        eps=1e-3,
+        momentum=0.9,
+        weight_decay=1e-5),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0))
+param_scheduler = [
+    # 1e-6, 0.016, 0.032 in epochs 0-2 (LinearLR's `end` is exclusive),
+    # 0.048 from epoch 3 on.
+    dict(
+        type='LinearLR',
+        start_factor=1e-6 / 0.048,
+        by_epoch=True,
+        begin=0,
+        end=4,
+        convert_to_iter_based=False),
+    dict(
+        type='FractionalStepLR',
+        step_size=2.4,
+        gamma=0.97,
+        by_epoch=True,
+        begin=3,
+        convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=450, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
+auto_scale_lr = dict(base_batch_size=768)
+
+# EMA of the student only (the plain EMAHook would copy the teacher too).
+custom_hooks = [
+    dict(
+        type='StudentEMAHook',
+        momentum=1e-4,
+        update_buffers=True,
+        priority='ABOVE_NORMAL')
+]

@@ -1,0 +1,12 @@
+# DIST, ResNet-50 "strikes back" -> MobileNetV2 (1.0x), the seed's stronger
+# strategy. The student is mmpretrain's MobileNetV2 (torchvision's layout).
+_base_ = './_base_/dist_in1k_b2.py'
+
+custom_imports = dict(
+    imports=['distkd_mm', 'distkd_mm.models', 'distkd_mm.optim'],
+    allow_failed_imports=False)
+
+model = dict(
+    student=dict(
+        backbone=dict(type='MobileNetV2', widen_factor=1.0),
+        head=dict(in_channels=1280)))

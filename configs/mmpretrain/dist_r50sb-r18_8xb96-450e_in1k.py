@@ -1,0 +1,11 @@
+# DIST, ResNet-50 "strikes back" -> ResNet-18, the seed's stronger strategy.
+_base_ = './_base_/dist_in1k_b2.py'
+
+custom_imports = dict(
+    imports=['distkd_mm', 'distkd_mm.models', 'distkd_mm.optim'],
+    allow_failed_imports=False)
+
+model = dict(
+    student=dict(
+        backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
+        head=dict(in_channels=512)))

@@ -1,0 +1,12 @@
+# KD (T=4) baseline, ResNet-34 -> ResNet-18 on ImageNet (the seed's "stronger
+# teachers" table, baseline recipe). Teacher: mmpretrain's ResNet-34
+# (73.62 top-1); the seed's torchvision weights: see README.md.
+_base_ = './_base_/kd_in1k_baseline.py'
+
+custom_imports = dict(
+    imports=['distkd_mm', 'distkd_mm.models'], allow_failed_imports=False)
+
+model = dict(
+    teacher='mmpretrain::resnet/resnet34_8xb32_in1k.py',
+    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
+    'resnet34_8xb32_in1k_20210831-f257d4e6.pth')
