@@ -1,10 +1,11 @@
 """distkd_mm: DIST knowledge distillation for MMEngine-based libraries.
 
 Importing the package registers its losses, distiller, hooks, models and
-optimizer pieces in MMEngine's root registries, where mmpretrain, mmdet and mmseg find them. It also makes every
-checkpoint load data-only: torch's safe loader learns to read MMEngine
-checkpoints (so ``--resume`` works on torch 2.6+), and MMEngine's URL and
-model-zoo loaders go through the same safe path.
+optimizer pieces in MMEngine's root registries, where mmpretrain, mmdet and
+mmseg find them. It also makes every checkpoint load data-only: torch's safe
+loader learns to read MMEngine checkpoints (so ``--resume`` works on torch
+2.6+), and MMEngine's URL and model-zoo loaders go through the same safe
+path.
 """
 from . import distillers, hooks, losses, models, optim  # noqa: F401
 from .distillers import Distiller
