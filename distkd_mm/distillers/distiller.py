@@ -170,7 +170,7 @@ class Distiller(BaseModel):
     @contextmanager
     def teacher_predicts(self) -> Iterator[None]:
         """Within this context, ``predict``/``tensor`` run the teacher."""
-        self._predictor = self.teacher
+        self._teacher_predicts = True
         try:
             yield
         finally:

@@ -199,3 +199,15 @@ def test_student_is_saved_once():
     keys = list(build().state_dict())
     fc = [k for k in keys if k.endswith('head.fc.weight')]
     assert fc == ['student.head.fc.weight']
+
+
+def test_teacher_predicts_only_inside_its_context(make_batch):
+    model = build().eval()
+    data = model.data_preprocessor(make_batch(), False)
+    with torch.no_grad():
+        teacher = model.teacher(data['inputs'], mode='tensor')
+        student = model.student(data['inputs'], mode='tensor')
+        with model.teacher_predicts():
+            assert torch.equal(model(data['inputs'], mode='tensor'), teacher)
+        assert torch.equal(model(data['inputs'], mode='tensor'), student)
+    assert list(model.state_dict()) == list(build().state_dict())

@@ -12,12 +12,15 @@ from distkd_mm.hooks import DistillHook
 
 @pytest.fixture(scope='module')
 def trained_teacher(imagenet_root, tmp_path_factory) -> str:
-    """A tiny classifier trained on the generated classes (~100% val)."""
+    """A tiny classifier trained on the generated classes (100% val)."""
     work = str(tmp_path_factory.mktemp('teacher'))
-    cfg = runner_cfg(imagenet_root, work, tiny_classifier(8, 4), 8)
-    cfg['optim_wrapper']['optimizer']['lr'] = 0.1
-    Runner.from_cfg(cfg).train()
-    return osp.join(work, 'epoch_8.pth')
+    cfg = runner_cfg(imagenet_root, work, tiny_classifier(8, 4), 20)
+    cfg['default_hooks']['checkpoint']['interval'] = 20
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    accuracy = runner.message_hub.log_scalars['val/accuracy/top1'].current()
+    assert accuracy >= 90, 'the fixture teacher should have learned'
+    return osp.join(work, 'epoch_20.pth')
 
 
 def distill_run(root, work_dir, ckpt, epochs=1, **hook):
@@ -35,8 +38,14 @@ def test_gate_passes_a_trained_teacher_and_logs_its_score(
     runner = distill_run(imagenet_root, str(tmp_path), trained_teacher)
     runner.train()
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
-    assert 'Teacher before training:' in log
+    assert "Teacher before training: {'accuracy/top1': 100.0}" in log
     assert runner.iter > 0
+    # Evaluating the teacher left nothing behind: the checkpoint holds the
+    # student only, and predict runs the student again.
+    saved = torch.load(osp.join(str(tmp_path), 'epoch_1.pth'))
+    assert not any(
+        k.startswith(('teacher.', '_')) for k in saved['state_dict'])
+    assert not runner.model._teacher_predicts
 
 
 def test_gate_stops_a_random_teacher_before_any_training(
