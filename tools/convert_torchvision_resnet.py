@@ -15,36 +15,16 @@ Example::
     python tools/convert_torchvision_resnet.py torchvision://resnet50 r50.pth
     python tools/convert_torchvision_resnet.py resnet50-0676ba61.pth r50.pth
 """
-import argparse
-
-import torch
-
-from distkd_mm.utils.checkpoint import extract_state_dict, load_untrusted
-from distkd_mm.utils.convert import torchvision_resnet_to_mmpretrain
+from distkd_mm.utils.convert import (convert_cli, convert_file,
+                                     torchvision_resnet_to_mmpretrain)
 
 
 def convert(src: str, dst: str) -> dict:
-    """Convert ``src`` (path, URL or ``torchvision://name``) to ``dst``."""
-    state_dict = extract_state_dict(load_untrusted(src))
-    out = {
-        'meta': {
-            'converted_from': src
-        },
-        'state_dict': torchvision_resnet_to_mmpretrain(state_dict)
-    }
-    torch.save(out, dst)
-    return out
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description='Convert torchvision ResNet weights for mmpretrain')
-    parser.add_argument('src', help='path, URL or torchvision://resnetXX')
-    parser.add_argument('dst', help='where to write the MMEngine checkpoint')
-    args = parser.parse_args()
-    out = convert(args.src, args.dst)
-    print(f'{len(out["state_dict"])} tensors written to {args.dst}')
+    """Convert ``src`` and save it to ``dst``; returns what was saved."""
+    return convert_file(
+        src, dst, torchvision_resnet_to_mmpretrain, meta_keys=())
 
 
 if __name__ == '__main__':
-    main()
+    convert_cli('Convert torchvision ResNet weights for mmpretrain',
+                'path, URL or torchvision://resnetXX', convert)

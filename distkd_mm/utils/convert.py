@@ -76,3 +76,41 @@ def get_converter(converter: Optional[Converter]) -> Optional[Callable]:
     raise ValueError('`teacher_ckpt_converter` should be None, a callable '
                      'or a registered name such as "torchvision_resnet" or '
                      f'"cifar_backbone", but got {converter!r}.')
+
+
+def convert_file(src: str,
+                 dst: str,
+                 converter: Callable[[StateDict], StateDict],
+                 meta_keys: tuple = ()) -> dict:
+    """Convert the checkpoint ``src`` with ``converter`` and save ``dst``.
+
+    ``src`` is read like a teacher checkpoint (path, URL, zoo scheme; never
+    unpickling code). The result is an MMEngine checkpoint; ``meta_keys``
+    of the source (e.g. its epoch and accuracy) are kept in its meta.
+    """
+    import torch
+
+    from .checkpoint import extract_state_dict, load_untrusted
+    checkpoint = load_untrusted(src)
+    meta = {'converted_from': src}
+    if isinstance(checkpoint, dict):
+        meta.update({
+            key: checkpoint[key]
+            for key in meta_keys
+            if key in checkpoint and not torch.is_tensor(checkpoint[key])
+        })
+    out = dict(meta=meta, state_dict=converter(extract_state_dict(checkpoint)))
+    torch.save(out, dst)
+    return out
+
+
+def convert_cli(description: str, src_help: str,
+                convert: Callable[[str, str], dict]) -> None:
+    """The command line of the tools/convert_*.py scripts."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('src', help=src_help)
+    parser.add_argument('dst', help='where to write the MMEngine checkpoint')
+    args = parser.parse_args()
+    out = convert(args.src, args.dst)
+    print(f'{len(out["state_dict"])} tensors written to {args.dst}')
