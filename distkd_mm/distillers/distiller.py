@@ -189,8 +189,10 @@ class Distiller(BaseModel):
                                  'already losses of the student; rename them.')
             if self.distill_scale == 0:
                 # Distillation switched off: save the teacher's forward, keep
-                # the keys so logs stay aligned.
-                zero = next(self.student.parameters()).new_zeros(())
+                # the keys so logs stay aligned. Connectors still join the
+                # graph (times 0), or DDP would stop on unused parameters.
+                zero = sum((p.sum() * 0 for p in self.connectors.parameters()),
+                           next(self.student.parameters()).new_zeros(()))
                 losses.update({name: zero for name in self.taps})
                 return losses
             self.run_teacher(inputs, data_samples)

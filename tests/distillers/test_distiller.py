@@ -211,3 +211,24 @@ def test_teacher_predicts_only_inside_its_context(make_batch):
             assert torch.equal(model(data['inputs'], mode='tensor'), teacher)
         assert torch.equal(model(data['inputs'], mode='tensor'), student)
     assert list(model.state_dict()) == list(build().state_dict())
+
+
+def test_switched_off_distillation_keeps_connectors_in_the_graph(make_batch):
+    model = build(
+        distill_losses=dict(
+            loss_dist=dict(
+                student='head.fc',
+                teacher='head.fc',
+                connector=dict(
+                    type='FPNAdapter',
+                    in_channels=10,
+                    out_channels=10,
+                    num_levels=1),
+                loss=dict(type='DISTLoss'))))
+    model.distill_scale = 0.0
+    data = model.data_preprocessor(make_batch(), True)
+    losses = model(**data, mode='loss')
+    assert losses['loss_dist'].item() == 0.0
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    # A gradient (zero) for every connector parameter: DDP sees them used.
+    assert all(p.grad is not None for p in model.connectors.parameters())
