@@ -9,8 +9,7 @@ TEACHER = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py'
 
 
 def test_teacher_attached_to_plain_deeplabv3_config_trains(
-        cityscapes_root, deeplabv3_r101_ckpt, offline_resnet18_v1c,
-        tmp_path):
+        cityscapes_root, deeplabv3_r101_ckpt, offline_resnet18_v1c, tmp_path):
     cfg = attach_teacher(load_config(STUDENT), TEACHER, deeplabv3_r101_ckpt)
     assert cfg.model.teacher_forward == dict(type='EncoderDecoderHeads')
     assert cfg.model.distill_losses.loss_dist_aux.loss.loss_weight == 0.4
