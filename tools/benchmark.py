@@ -96,6 +96,11 @@ TASKS = {
         'configs/mmseg/'
         'dist_deeplabv3-r18_deeplabv3-r101_4xb2-80k_cityscapes-512x1024.py',
         (512, 1024), 2, 'seg'),
+    'seg-psp':
+    Task(
+        'configs/mmseg/'
+        'dist_pspnet-r18_deeplabv3-r101_4xb2-80k_cityscapes-512x1024.py',
+        (512, 1024), 2, 'seg'),
 }
 
 

@@ -43,7 +43,9 @@ def test_every_task_builds_and_steps(tmp_path):
     stdout = run_benchmark('--no-memory', *TINY, '--json', str(out))
     results = json.loads(out.read_text())
     assert results['device'] == 'cpu'
-    assert set(results['tasks']) == {'cls', 'retinanet', 'faster-rcnn', 'seg'}
+    assert set(results['tasks']) == {
+        'cls', 'retinanet', 'faster-rcnn', 'seg', 'seg-psp'
+    }
     for name, res in results['tasks'].items():
         det = name in ('retinanet', 'faster-rcnn')
         expected = {'student', 'distill', 'teacher'}
