@@ -90,7 +90,7 @@ def flatten_logits(student: Tensor, teacher: Tensor) -> Tuple[Tensor, Tensor]:
     return student.float(), teacher.float()
 
 
-def _pearson(x: Tensor, y: Tensor, dim: int) -> Tensor:
+def pearson(x: Tensor, y: Tensor, dim: int) -> Tensor:
     """Pearson correlation of matching vectors of ``x`` and ``y`` along
     ``dim``: cosine similarity of the mean-centred vectors, with the eps
     added to the product of the norms as in the official code
@@ -124,9 +124,9 @@ def dist_loss(student: Tensor,
             p_s = torch.softmax(student / tau, dim=1)
             p_t = torch.softmax(teacher / tau, dim=1)
         # inter: each row (sample / position) across classes.
-        inter = 1 - _pearson(p_s, p_t, dim=1).mean()
+        inter = 1 - pearson(p_s, p_t, dim=1).mean()
         # intra: each class across the rows of the local batch.
-        intra = 1 - _pearson(p_s, p_t, dim=0).mean()
+        intra = 1 - pearson(p_s, p_t, dim=0).mean()
         return tau**2 * (beta * inter + gamma * intra)
 
 

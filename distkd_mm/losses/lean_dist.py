@@ -12,7 +12,7 @@ from typing import Iterator, Tuple
 import torch
 from torch import Tensor
 
-from .dist_loss import PEARSON_EPS, check_logits
+from .dist_loss import PEARSON_EPS, check_logits, pearson
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -53,7 +53,7 @@ class _LeanDIST(torch.autograd.Function):
         for index, s in _row_chunks(student, rows):
             p = _probs(s, tau, use_sigmoid)
             q = _probs(_take(teacher, index), tau, use_sigmoid)
-            row_rho += _pearson_rows(p, q).sum()
+            row_rho += pearson(p, q, dim=1).sum()
             sum_p += p.sum(0)
             sum_q += q.sum(0)
         mean_p, mean_q = sum_p / num_rows, sum_q / num_rows
@@ -111,12 +111,6 @@ def _put(grad: Tensor, index: tuple, value: Tensor) -> None:
         grad.view(grad.size(0), grad.size(1), -1)[index] = value.t()
     else:
         grad[index] = value
-
-
-def _pearson_rows(p: Tensor, q: Tensor) -> Tensor:
-    x = p - p.mean(1, keepdim=True)
-    y = q - q.mean(1, keepdim=True)
-    return (x * y).sum(1) / (x.norm(dim=1) * y.norm(dim=1) + PEARSON_EPS)
 
 
 def _slope(dot: Tensor, norm_x: Tensor, norm_y: Tensor, den: Tensor) -> Tensor:

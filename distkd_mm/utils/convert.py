@@ -7,12 +7,16 @@ key layout of our model. They are registered in MMEngine's root
 ``Distiller(teacher_ckpt_converter='torchvision_resnet', ...)``.
 The same functions back the offline tools in ``tools/``.
 """
+import argparse
 import re
 from collections import OrderedDict
 from typing import Callable, Dict, Optional, Union
 
+import torch
 from mmengine.registry import FUNCTIONS
 from torch import Tensor
+
+from .checkpoint import extract_state_dict, load_untrusted
 
 StateDict = Dict[str, Tensor]
 Converter = Union[str, Callable[[StateDict], StateDict]]
@@ -88,9 +92,6 @@ def convert_file(src: str,
     unpickling code). The result is an MMEngine checkpoint; ``meta_keys``
     of the source (e.g. its epoch and accuracy) are kept in its meta.
     """
-    import torch
-
-    from .checkpoint import extract_state_dict, load_untrusted
     checkpoint = load_untrusted(src)
     meta = {'converted_from': src}
     if isinstance(checkpoint, dict):
@@ -107,7 +108,6 @@ def convert_file(src: str,
 def convert_cli(description: str, src_help: str,
                 convert: Callable[[str, str], dict]) -> None:
     """The command line of the tools/convert_*.py scripts."""
-    import argparse
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('src', help=src_help)
     parser.add_argument('dst', help='where to write the MMEngine checkpoint')
