@@ -10,6 +10,7 @@ from mmengine.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
 
+from .fast_teacher import FastTeacher
 from .recorder import Recorder
 from .teacher import TeacherCfg, build_teacher
 
@@ -60,6 +61,12 @@ class Distiller(BaseModel):
             more or other than the taps need (two-stage detectors): a config
             of a callable ``fn(teacher, inputs, data_samples)``, whose
             optional ``attach(student, teacher)`` is called once here.
+        teacher_fuse: Fold the teacher's BatchNorms into the convolutions
+            they follow, at its first forward (checked there against the
+            unfolded teacher; exact up to rounding). Off by default.
+        teacher_compile: ``torch.compile`` the teacher's backbone (True, or
+            a dict of ``torch.compile`` options); falls back to eager with
+            one log line when compilation fails. Off by default.
         data_preprocessor: Given to the student when its config has none (the
             Runner passes a config's top-level ``data_preprocessor`` here).
     """
@@ -75,6 +82,8 @@ class Distiller(BaseModel):
                  teacher_autocast: Optional[str] = 'auto',
                  teacher_channels_last: Union[bool, str] = 'auto',
                  teacher_forward: Optional[dict] = None,
+                 teacher_fuse: bool = False,
+                 teacher_compile: Union[bool, dict] = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         taps = _check_distill_losses(distill_losses)
@@ -125,6 +134,9 @@ class Distiller(BaseModel):
             self.teacher_forward = MODELS.build(teacher_forward)
             if hasattr(self.teacher_forward, 'attach'):
                 self.teacher_forward.attach(self.student, self.teacher)
+        self.fast_teacher = FastTeacher(self.teacher, teacher_fuse,
+                                        teacher_compile,
+                                        [t for _, t in taps.values()])
         self._exclude_teacher_from_checkpoints_and_ddp()
 
     def _exclude_teacher_from_checkpoints_and_ddp(self) -> None:
@@ -219,10 +231,16 @@ class Distiller(BaseModel):
                 self._teacher_is_channels_last = True
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), precision:
-            if self.teacher_forward is None:
-                self.teacher(inputs, data_samples, mode='tensor')
-            else:
-                self.teacher_forward(self.teacher, inputs, data_samples)
+            self.fast_teacher(
+                lambda: self._call_teacher(inputs, data_samples),
+                self.teacher_taps)
+
+    def _call_teacher(self, inputs: torch.Tensor,
+                      data_samples: Optional[List]) -> None:
+        if self.teacher_forward is None:
+            self.teacher(inputs, data_samples, mode='tensor')
+        else:
+            self.teacher_forward(self.teacher, inputs, data_samples)
 
     def _term(self, name: str, s_path: str, t_path: str) -> torch.Tensor:
         s_calls = self.student_taps.outputs[s_path]

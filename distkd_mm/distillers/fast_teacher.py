@@ -1,0 +1,260 @@
+"""Make a frozen teacher cheaper: fold its BatchNorms, compile its backbone.
+
+The teacher is frozen and in eval mode for the whole run, so each of its
+BatchNorms is a fixed per-channel affine map. One that directly follows a
+convolution can be merged into that convolution's weight and bias, which
+saves a full read and write of every feature map it touched. A compiled
+backbone (``torch.compile``) fuses the remaining element-wise work.
+"""
+import copy
+from contextlib import nullcontext
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.logging import MMLogger
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+# Folding changes only rounding; anything larger means a fold was wrong.
+_FOLD_RTOL = 1e-3
+_FOLD_ATOL = 1e-4
+
+
+def _log(message: str, level: str = 'info') -> None:
+    getattr(MMLogger.get_current_instance(), level)(message)
+
+
+def fold_bn_into_conv(conv: nn.Conv2d, bn: _BatchNorm) -> None:
+    """Merge an eval-mode BatchNorm into the convolution before it (in
+    place): ``bn(conv(x)) == conv'(x)`` up to rounding."""
+    with torch.no_grad():
+        scale = bn.running_var.add(bn.eps).rsqrt()
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias
+        if conv.bias is not None:
+            shift = shift + conv.bias * scale
+        shape = (-1, ) + (1, ) * (conv.weight.dim() - 1)
+        weight = conv.weight * scale.reshape(shape).to(conv.weight.dtype)
+        conv.weight.copy_(weight)
+        bias = shift.to(conv.weight.dtype)
+    if conv.bias is None:
+        conv.bias = nn.Parameter(bias, requires_grad=False)
+    else:
+        with torch.no_grad():
+            conv.bias.copy_(bias)
+
+
+def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition('.')
+    setattr(root.get_submodule(parent) if parent else root, name, module)
+
+
+def _foldable(module: nn.Module) -> bool:
+    return isinstance(module, _BatchNorm) and module.track_running_stats \
+        and module.running_mean is not None and not module.training
+
+
+def find_conv_bn_pairs(model: nn.Module,
+                       forward: Callable[[], None]) -> List[Tuple[str, str]]:
+    """Run ``forward`` once and return ``(conv, bn)`` module paths where
+    every call of the BatchNorm took exactly the tensor that the
+    convolution had just returned.
+
+    Tensor identity is what a static walk of the modules cannot see: the
+    order of ``named_modules`` says nothing about the data flow (mmcv's
+    ``ConvModule`` may put the norm first; a block may add a residual in
+    between).
+    """
+    convs = {
+        path: m
+        for path, m in model.named_modules() if isinstance(m, nn.Conv2d)
+    }
+    bns = {path: m for path, m in model.named_modules() if _foldable(m)}
+    produced: Dict[int, str] = {}
+    consumed: Dict[str, List[Optional[str]]] = {path: [] for path in bns}
+    keep: List[torch.Tensor] = []  # ids stay unique while we hold them
+
+    def conv_hook(path: str):
+
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            keep.append(output)
+            produced[id(output)] = path
+
+        return hook
+
+    def bn_hook(path: str):
+
+        def hook(module: nn.Module, args: tuple) -> None:
+            consumed[path].append(produced.get(id(args[0])))
+
+        return hook
+
+    handles = [
+        m.register_forward_hook(conv_hook(p)) for p, m in convs.items()
+    ] + [m.register_forward_pre_hook(bn_hook(p)) for p, m in bns.items()]
+    try:
+        forward()
+    finally:
+        for handle in handles:
+            handle.remove()
+        keep.clear()
+    pairs = []
+    for bn_path, sources in consumed.items():
+        if sources and len(set(sources)) == 1 and sources[0] is not None:
+            pairs.append((sources[0], bn_path))
+    # A convolution feeding two BatchNorms cannot absorb both.
+    convs_used = [conv for conv, _ in pairs]
+    return [(c, b) for c, b in pairs if convs_used.count(c) == 1]
+
+
+def _tap_outputs(recorder) -> List[torch.Tensor]:
+    flat = []
+
+    def add(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            flat.append(value.detach().float().clone())
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                add(item)
+
+    for outputs in recorder.outputs.values():
+        add(outputs)
+    return flat
+
+
+def _same(ref: Sequence[torch.Tensor], new: Sequence[torch.Tensor]) -> bool:
+    if len(ref) != len(new):
+        return False
+    return all(
+        a.shape == b.shape
+        and torch.allclose(a, b, rtol=_FOLD_RTOL, atol=_FOLD_ATOL * max(
+            1.0,
+            a.abs().max().item() if a.numel() else 1.0))
+        for a, b in zip(ref, new))
+
+
+class FastTeacher:
+    """Opt-in speed-ups of a frozen, eval-mode teacher, applied at its
+    first forward (the data flow is read off a real batch).
+
+    Args:
+        teacher: The frozen teacher.
+        fuse: Fold BatchNorms into the convolutions they follow. The folded
+            teacher is checked once against the unfolded one on the first
+            batch, in fp32; a mismatch restores the original weights.
+        compile: Compile the teacher's backbone with ``torch.compile``
+            (a dict is passed to it as keyword arguments). Falls back to
+            eager, with one log line, when compilation fails. Skipped when
+            a tap lies inside the backbone.
+        taps: The teacher's tap paths.
+    """
+
+    def __init__(self, teacher: nn.Module, fuse: bool,
+                 compile: Any, taps: Sequence[str]) -> None:
+        if not isinstance(fuse, bool):
+            raise TypeError(f'`teacher_fuse` should be a bool, but got '
+                            f'{fuse!r}.')
+        if not isinstance(compile, (bool, dict)):
+            raise TypeError('`teacher_compile` should be a bool or a dict of '
+                            f'torch.compile options, but got {compile!r}.')
+        self.teacher = teacher
+        self.fuse = fuse
+        self.compile_options = compile
+        self.taps = list(taps)
+        self.folded: List[Tuple[str, str]] = []
+        self.compiled: Optional[nn.Module] = None
+        self._pending = fuse or bool(compile)
+
+    def __call__(self, forward: Callable[[], None], recorder) -> None:
+        """Run ``forward`` (the teacher for its taps), preparing the
+        speed-ups the first time."""
+        if self._pending:
+            self._pending = False
+            if self.fuse:
+                self._fold(forward, recorder)
+            if self.compile_options:
+                self._compile()
+        if self.compiled is None:
+            forward()
+            return
+        try:
+            forward()
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # compilers raise many types
+            first = (str(err).strip().splitlines() or [''])[0]
+            _log(
+                'distkd_mm: compiling the teacher backbone failed '
+                f'({type(err).__name__}: {first}); running it eagerly.',
+                'warning')
+            del self.compiled.forward  # back to the class's eager forward
+            self.compiled = None
+            recorder.clear()
+            forward()
+
+    def _fold(self, forward: Callable[[], None], recorder) -> None:
+        fp32 = _fp32(self.teacher)
+        with fp32:
+            pairs = find_conv_bn_pairs(self.teacher, forward)
+        reference = _tap_outputs(recorder)
+        recorder.clear()
+        if not pairs:
+            _log('distkd_mm: `teacher_fuse`: no BatchNorm directly follows '
+                 'a convolution in the teacher; nothing folded.')
+            return
+        saved = {
+            conv: copy.deepcopy(self.teacher.get_submodule(conv))
+            for conv, _ in pairs
+        }
+        bns = {bn: self.teacher.get_submodule(bn) for _, bn in pairs}
+        for conv, bn in pairs:
+            fold_bn_into_conv(self.teacher.get_submodule(conv), bns[bn])
+            _set_module(self.teacher, bn, nn.Identity())
+        with _fp32(self.teacher):
+            forward()
+        folded = _tap_outputs(recorder)
+        recorder.clear()
+        if _same(reference, folded):
+            self.folded = pairs
+            _log(f'distkd_mm: `teacher_fuse` folded {len(pairs)} BatchNorms '
+                 'into the teacher\'s convolutions (checked on the first '
+                 'batch against the unfolded teacher).')
+            return
+        for conv, bn in pairs:
+            _set_module(self.teacher, conv, saved[conv])
+            _set_module(self.teacher, bn, bns[bn])
+        _log(
+            'distkd_mm: `teacher_fuse`: the folded teacher did not match the '
+            'unfolded one on the first batch (a convolution output is used '
+            'elsewhere too); kept the unfolded teacher.', 'warning')
+
+    def _compile(self) -> None:
+        backbone = getattr(self.teacher, 'backbone', None)
+        if not isinstance(backbone, nn.Module):
+            _log('distkd_mm: `teacher_compile`: the teacher has no '
+                 '`backbone`; running it eagerly.', 'warning')
+            return
+        inside = [t for t in self.taps if t.split('.')[0] in ('', 'backbone')]
+        if inside:
+            _log(f'distkd_mm: `teacher_compile`: teacher taps {inside} lie '
+                 'in the backbone; running it eagerly.', 'warning')
+            return
+        options = self.compile_options if isinstance(
+            self.compile_options, dict) else {}
+        # An instance attribute shadows the class's forward and is simply
+        # deleted to fall back; taps outside the backbone keep their hooks.
+        backbone.forward = torch.compile(backbone.forward, **options)
+        self.compiled = backbone
+        _log('distkd_mm: `teacher_compile`: the teacher backbone is '
+             'compiled at its first forward (the first step takes longer).')
+
+
+def _fp32(teacher: nn.Module):
+    """Autocast off: the fold is checked at full precision."""
+    param = next(teacher.parameters(), None)
+    if param is None:
+        return nullcontext()
+    return torch.autocast(device_type=param.device.type, enabled=False)
