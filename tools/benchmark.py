@@ -81,25 +81,25 @@ class Task(NamedTuple):
 
 TASKS = {
     'cls':
-    Task('configs/mmpretrain/dist_r34-r18_8xb32_in1k.py', (224, 224), 256,
-         'cls'),
+    Task('configs/mmpretrain/dist_r34-mmpretrain_r18_8xb32-100e_in1k.py',
+         (224, 224), 256, 'cls'),
     'retinanet':
-    Task('configs/mmdet/dist_retinanet_x101-r50_fpn_8xb2-2x_coco.py',
+    Task('configs/mmdet/dist_retinanet-x101_retinanet-r50_8xb2-2x_coco.py',
          (800, 1216), 2, 'det'),
     'faster-rcnn':
     Task(
         'configs/mmdet/'
-        'dist_cascade-mask-rcnn-x101_faster-rcnn-r50_fpn_8xb2-2x_coco.py',
+        'dist_cascade-mask-rcnn-x101_faster-rcnn-r50_8xb2-2x_coco.py',
         (800, 1216), 2, 'det'),
     'seg':
     Task(
         'configs/mmseg/'
-        'dist_deeplabv3-r18_deeplabv3-r101_4xb2-80k_cityscapes-512x1024.py',
+        'dist_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024.py',
         (512, 1024), 2, 'seg'),
     'seg-psp':
     Task(
         'configs/mmseg/'
-        'dist_pspnet-r18_deeplabv3-r101_4xb2-80k_cityscapes-512x1024.py',
+        'dist_deeplabv3-r101_pspnet-r18_4xb2-80k_cityscapes-512x1024.py',
         (512, 1024), 2, 'seg'),
 }
 

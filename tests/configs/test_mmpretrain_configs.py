@@ -9,7 +9,8 @@ from mmengine.runner import Runner
 
 from distkd_mm.distillers.teacher import teacher_model_cfg
 
-CONFIG = osp.join(REPO, 'configs/mmpretrain/dist_r34-r18_8xb32_in1k.py')
+CONFIG = osp.join(REPO, 'configs/mmpretrain',
+                  'dist_r34-mmpretrain_r18_8xb32-100e_in1k.py')
 
 
 def make_teacher_checkpoint(teacher: str, path: str) -> str:

@@ -24,15 +24,14 @@ from distkd_mm.distillers.teacher import teacher_model_cfg
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIGS = osp.join(REPO, 'configs', 'mmdet')
 RETINA_DIST = osp.join(DET_CONFIGS,
-                       'dist_retinanet_x101-r50_fpn_8xb2-2x_coco.py')
-RETINA_MIMIC = osp.join(DET_CONFIGS,
-                        'dist-mimic_retinanet_x101-r50_fpn_8xb2-2x_coco.py')
+                       'dist_retinanet-x101_retinanet-r50_8xb2-2x_coco.py')
+RETINA_MIMIC = osp.join(
+    DET_CONFIGS, 'dist-mimic_retinanet-x101_retinanet-r50_8xb2-2x_coco.py')
 FRCNN_DIST = osp.join(
-    DET_CONFIGS,
-    'dist_cascade-mask-rcnn-x101_faster-rcnn-r50_fpn_8xb2-2x_coco.py')
+    DET_CONFIGS, 'dist_cascade-mask-rcnn-x101_faster-rcnn-r50_8xb2-2x_coco.py')
 FRCNN_MIMIC = osp.join(
     DET_CONFIGS,
-    'dist-mimic_cascade-mask-rcnn-x101_faster-rcnn-r50_fpn_8xb2-2x_coco.py')
+    'dist-mimic_cascade-mask-rcnn-x101_faster-rcnn-r50_8xb2-2x_coco.py')
 # Small enough for 2 CPU cores; the generated images are 64-96 px.
 SCALE = (96, 64)
 

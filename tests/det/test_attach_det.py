@@ -16,7 +16,7 @@ def test_teacher_attached_to_plain_retinanet_config_trains(
     # The X101 teacher checkpoint the RetinaNet DIST config's test uses.
     ckpt = teacher_ckpts(
         osp.join(
-            REPO, 'configs/mmdet/dist_retinanet_x101-r50_fpn_8xb2-2x_'
+            REPO, 'configs/mmdet/dist_retinanet-x101_retinanet-r50_8xb2-2x_'
             'coco.py'))
     attached = attach_teacher(plain, TEACHER, ckpt)
     assert attached.model.distill_losses.loss_dist.loss.use_sigmoid

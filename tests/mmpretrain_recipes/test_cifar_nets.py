@@ -91,7 +91,7 @@ def test_config_teacher_reads_the_seed_file_directly(tmp_path):
     """`teacher_ckpt_converter='cifar_backbone'` in the CIFAR configs: the
     seed's file loads strictly, and the teacher gives the seed net's
     logits."""
-    cfg = load('dist_resnet32x4-shufflev1_1xb64_cifar100.py')
+    cfg = load('dist_resnet32x4_shufflenet-v1_1xb64-240e_cifar100.py')
     torch.manual_seed(0)
     seed_net = MODELS.build(cfg.model.teacher.backbone).eval()
     path = tmp_path / 'resnet32x4.pth'

@@ -48,9 +48,10 @@ def test_config_builds_and_trains_one_step(name):
 
 
 @pytest.mark.parametrize('name', [
-    'dist_r34-r18_8xb32_in1k.py', 'dist_r50sb-r18_8xb96-450e_in1k.py',
-    'dist_swinl-swint_16xb64-300e_in1k.py',
-    'dist_resnet32x4-resnet8x4_1xb64_cifar100.py'
+    'dist_r34-mmpretrain_r18_8xb32-100e_in1k.py',
+    'dist_r50-sb_r18_8xb96-450e_in1k.py',
+    'dist_swin-l_swin-t_16xb64-300e_in1k.py',
+    'dist_resnet32x4_resnet8x4_1xb64-240e_cifar100.py'
 ])
 def test_train_pipeline_runs_on_an_image(name):
     """The data recipe (crop, RandAugment, erasing, ...) builds and runs."""

@@ -82,7 +82,7 @@ SEED = {
         loss=('DISTLoss', 4.0, 2.0),
         ce_weight=1.0),
 }
-CIFAR_LR_001 = ('mbv2', 'shufflev1', 'shufflev2')
+CIFAR_LR_001 = ('mobilenet-v2', 'shufflenet-v1', 'shufflenet-v2')
 
 
 def family(name: str) -> str:
@@ -90,7 +90,7 @@ def family(name: str) -> str:
         return 'cifar100'
     if '450e' in name:
         return 'imagenet-b2'
-    if 'swint' in name:
+    if 'swin-t' in name:
         return 'swin'
     return 'imagenet-kd' if name.startswith('kd_') else 'imagenet-baseline'
 
@@ -107,8 +107,8 @@ def test_every_config_has_a_family():
 @pytest.mark.parametrize('name', [n for n in CONFIGS if family(n) != 'swin'])
 def test_config_matches_the_seed_recipe(name):
     seed = dict(SEED[family(name)])
-    if family(name) == 'cifar100' and name.split('-')[-1].split(
-            '_')[0] in CIFAR_LR_001:
+    # Names are {algo}_{teacher}_{student}_{schedule}_{data}.py.
+    if family(name) == 'cifar100' and name.split('_')[2] in CIFAR_LR_001:
         seed['lr'] = 0.01
     cfg = load(name)
     assert cfg.train_cfg.max_epochs == seed['epochs']
@@ -164,7 +164,7 @@ def test_config_matches_the_seed_recipe(name):
 
 
 def test_swin_t_row_uses_the_swin_recipe_with_dist():
-    cfg = load('dist_swinl-swint_16xb64-300e_in1k.py')
+    cfg = load('dist_swin-l_swin-t_16xb64-300e_in1k.py')
     swin = get_config('mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py')
     assert _unscoped(cfg.optim_wrapper) == _unscoped(swin.optim_wrapper)
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'
@@ -218,7 +218,7 @@ def test_b2_lr_schedule_is_the_seed_closed_form():
     """Warm-up 1e-6/0.016/0.032 per epoch, then 0.048 * 0.97^k, a decay
     every 2.4 epochs (a fractional number of iterations here: 16.8)."""
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        cfg = load('dist_r50sb-r18_8xb96-450e_in1k.py')
+        cfg = load('dist_r50-sb_r18_8xb96-450e_in1k.py')
         length, epochs = 7, 12
         lrs = _lr_curve(cfg, epochs, length)
     for step, lr in enumerate(lrs):
@@ -232,16 +232,16 @@ def test_b2_lr_schedule_is_the_seed_closed_form():
 
 
 def test_cifar_lr_schedule_decays_at_150_180_210():
-    cfg = load('dist_resnet32x4-resnet8x4_1xb64_cifar100.py')
+    cfg = load('dist_resnet32x4_resnet8x4_1xb64-240e_cifar100.py')
     lrs = _lr_curve(cfg, 240, 1)
     assert lrs[149] == pytest.approx(0.05) and lrs[150] == pytest.approx(5e-3)
     assert lrs[180] == pytest.approx(5e-4) and lrs[239] == pytest.approx(5e-5)
 
 
 @pytest.mark.parametrize('name, no_decay', [
-    ('dist_r34-r18_8xb32_in1k.py', True),
-    ('dist_r50sb-mbv2_8xb96-450e_in1k.py', True),
-    ('dist_resnet56-resnet20_1xb64_cifar100.py', False),
+    ('dist_r34-mmpretrain_r18_8xb32-100e_in1k.py', True),
+    ('dist_r50-sb_mobilenet-v2_8xb96-450e_in1k.py', True),
+    ('dist_resnet56_resnet20_1xb64-240e_cifar100.py', False),
 ])
 def test_weight_decay_rule_on_the_built_student(name, no_decay):
     from mmengine.registry import MODELS

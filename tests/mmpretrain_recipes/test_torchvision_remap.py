@@ -77,12 +77,12 @@ def test_unknown_converter_name_is_refused():
 
 
 def test_tv_teacher_config_loads_a_torchvision_file(tmp_path):
-    """dist_tv-r34-r18: the teacher config + `torchvision_resnet`."""
+    """dist_r34_r18 (the seed row): the teacher config + `torchvision_resnet`."""
     torch.manual_seed(0)
     tv = torchvision.models.resnet34().eval()
     path = tmp_path / 'resnet34-b627a593.pth'
     torch.save(tv.state_dict(), path)
-    cfg = load('dist_tv-r34-r18_8xb32_in1k.py')
+    cfg = load('dist_r34_r18_8xb32-100e_in1k.py')
     assert cfg.model.teacher_ckpt == 'torchvision://resnet34'
     cfg.model.teacher_ckpt = str(path)
     cfg.model.data_preprocessor = cfg.data_preprocessor

@@ -13,8 +13,8 @@ from mmengine.runner import Runner
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs', 'mmseg')
-DEEPLAB = 'dist_deeplabv3-r18_deeplabv3-r101_4xb2-80k_cityscapes-512x1024.py'
-PSPNET = 'dist_pspnet-r18_deeplabv3-r101_4xb2-80k_cityscapes-512x1024.py'
+DEEPLAB = 'dist_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024.py'
+PSPNET = 'dist_deeplabv3-r101_pspnet-r18_4xb2-80k_cityscapes-512x1024.py'
 TEACHER = 'deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024'
 CROP = (64, 128)  # (h, w): 1/8 of it is an 8x16 logit map.
 

@@ -1,6 +1,6 @@
 # DIST, ResNet-34 -> ResNet-18 on ImageNet (the seed's baseline setting).
 # The teacher is mmpretrain's ResNet-34 with its model-zoo weights (73.62
-# top-1); dist_tv-r34-r18_8xb32_in1k.py uses the seed's torchvision weights.
+# top-1); dist_r34_r18_8xb32-100e_in1k.py uses the seed's torchvision weights.
 _base_ = './_base_/dist_in1k_baseline.py'
 
 custom_imports = dict(

@@ -4,7 +4,7 @@
 # teacher works the same way, e.g. for R50 -> R18:
 #   --cfg-options model.teacher_ckpt=torchvision://resnet50
 #     model.teacher_ckpt_converter=torchvision_resnet
-_base_ = './dist_r34-r18_8xb32_in1k.py'
+_base_ = './dist_r34-mmpretrain_r18_8xb32-100e_in1k.py'
 
 custom_imports = dict(
     imports=['distkd_mm', 'distkd_mm.models'], allow_failed_imports=False)
