@@ -1,4 +1,5 @@
 """DIST: relation-based distillation of class probabilities."""
+import math
 import numbers
 from typing import Tuple
 
@@ -29,6 +30,10 @@ def check_real(name: str,
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f'`{name}` should be a real number, but got '
                         f'{value!r} of type {type(value).__name__}. {hint}')
+    if not math.isfinite(value):
+        raise ValueError(f'`{name}` should be a finite number, but got '
+                         f'{value!r}; a non-finite {name} makes every loss '
+                         f'NaN or Inf. {hint}')
     if positive and not value > 0:
         raise ValueError(f'`{name}` should be a positive number, but got '
                          f'{value!r}. {hint}')
@@ -90,6 +95,13 @@ def flatten_logits(student: Tensor, teacher: Tensor) -> Tuple[Tensor, Tensor]:
     return student.float(), teacher.float()
 
 
+def empty_loss(student: Tensor) -> Tensor:
+    """The loss of an input without rows (an image without RoIs, a batch
+    without positions): zero, float32, and still in the graph, so the
+    backward and DDP's gradient sync see the student's parameters."""
+    return student.float().sum() * 0.
+
+
 def pearson(x: Tensor, y: Tensor, dim: int) -> Tensor:
     """Pearson correlation of matching vectors of ``x`` and ``y`` along
     ``dim``: cosine similarity of the mean-centred vectors, with the eps
@@ -114,6 +126,8 @@ def dist_loss(student: Tensor,
         A float32 scalar tensor.
     """
     student, teacher = flatten_logits(student, teacher)
+    if student.numel() == 0:
+        return empty_loss(student)
     # Under AMP the eps (1e-8) underflows in fp16 and bf16 loses the small
     # differences of probabilities, so the whole computation stays in fp32.
     with torch.autocast(device_type=student.device.type, enabled=False):
@@ -192,6 +206,11 @@ class DISTLoss(nn.Module):
                             f'{use_sigmoid!r} of type '
                             f'{type(use_sigmoid).__name__}. Use True for '
                             'sigmoid-based heads, False for softmax.')
+        if not isinstance(memory_lean, bool):
+            raise TypeError('`memory_lean` should be a bool, but got '
+                            f'{memory_lean!r} of type '
+                            f'{type(memory_lean).__name__}. Use True (less '
+                            'memory, same value and gradient) or False.')
         self.beta = beta
         self.gamma = gamma
         self.tau = tau

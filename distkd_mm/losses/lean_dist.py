@@ -12,7 +12,7 @@ from typing import Iterator, Tuple
 import torch
 from torch import Tensor
 
-from .dist_loss import PEARSON_EPS, check_logits, pearson
+from .dist_loss import PEARSON_EPS, check_logits, empty_loss, pearson
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -146,6 +146,8 @@ def lean_dist_loss(student: Tensor,
         A float32 scalar tensor; the teacher gets no gradient.
     """
     check_logits(student, teacher)
+    if student.numel() == 0:
+        return empty_loss(student)
     with torch.autocast(device_type=student.device.type, enabled=False):
         return _LeanDIST.apply(student, teacher.detach(), beta, gamma, tau,
                                use_sigmoid, chunk_rows)

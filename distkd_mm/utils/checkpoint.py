@@ -1,36 +1,85 @@
 """Load checkpoints that may come from anywhere without running their code.
 
-Teacher weights are usually downloaded. A pickle can carry code, so they are
-loaded with ``torch.load(weights_only=True)`` and an allowlist of the few
-harmless types OpenMMLab checkpoints carry besides tensors.
+Every load here is ``torch.load(weights_only=True)`` with an allowlist that
+is scoped to that one load (``torch.serialization.safe_globals``), never
+added to the process:
+
+- teacher weights, downloads and plain local loads (``load_from``): tensors,
+  containers and numpy data only. MMEngine's log buffers inside a run's
+  checkpoint become :class:`InertLogState` (plain data: nothing of them is
+  ever called), since weights need tensors, not log state;
+- while the Runner resumes its own work-dir checkpoint
+  (:func:`resuming_own_checkpoint`): also MMEngine's ``HistoryBuffer`` and
+  its four built-in statistics methods, which resume restores.
+
+A file that fails to load is described as what it is: empty, truncated,
+text, not a checkpoint; only a pickle that references code or classes
+outside the allowlist gets the security refusal.
 """
 import difflib
-import hashlib
 import os
 import os.path as osp
-import re
-import tempfile
+import pickle
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional
-from urllib.request import urlopen
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
-from torch import nn
+
+from .download import cached_path, download_once
 
 _URL_SCHEMES = ('http://', 'https://', 'torchvision://', 'modelzoo://',
                 'open-mmlab://', 'openmmlab://')
-# torch.hub's convention: 'name-<sha256 prefix>.ext' pins the file content.
-_HASH_IN_NAME = re.compile(r'-([a-f0-9]{6,})\.[a-z]+$')
+HISTORY_BUFFER = 'mmengine.logging.history_buffer.HistoryBuffer'
+_HISTORY_METHODS = ('min', 'max', 'current', 'mean')
+# What the weights-only unpickler says when a pickle reaches for code.
+_CODE_REFERENCES = ('Unsupported global', 'unrecognized function',
+                    'Can only create new object', 'Can only build',
+                    'is blocked')
+_resume_depth = 0
 
 
-def _safe_globals() -> List:
-    """Types OpenMMLab checkpoints pickle next to tensors (meta, logs)."""
+class CorruptCheckpointError(RuntimeError):
+    """The file is not a complete checkpoint (empty, truncated, text...)."""
+
+
+class InertLogState:
+    """An MMEngine ``HistoryBuffer`` read from an untrusted file, as data.
+
+    Its state is kept as a dict; it has no behaviour, so a crafted state
+    (say ``statistics_methods={'mean': np.dtype}``) changes nothing.
+    """
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return 'InertLogState(HistoryBuffer)'
+
+
+def _inert_getattr(obj: Any, name: str) -> str:
+    # MMEngine pickles statistics methods as getattr(HistoryBuffer, name).
+    if obj is InertLogState and isinstance(name, str):
+        return f'HistoryBuffer.{name}'
+    raise pickle.UnpicklingError(
+        f'Unsupported global: getattr({obj!r}, {name!r}) in a weights file')
+
+
+def _history_getattr(obj: Any, name: str) -> Callable:
     from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'Unsupported global: getattr({obj!r}, {name!r}) in a checkpoint')
+
+
+def data_globals() -> List:
+    """numpy data types that checkpoints carry in their meta and logs."""
     core = getattr(np, '_core', None) or np.core
     allowed = [
-        HistoryBuffer, core.multiarray._reconstruct, core.multiarray.scalar,
-        np.ndarray, np.dtype
+        core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray,
+        np.dtype
     ]
     # numpy >= 1.25 pickles dtypes by their class (np.dtypes.Float64DType).
     dtypes = getattr(np, 'dtypes', None)
@@ -42,60 +91,122 @@ def _safe_globals() -> List:
     return allowed
 
 
-def allow_openmmlab_checkpoints() -> None:
-    """Let ``torch.load(weights_only=True)`` read MMEngine checkpoints.
+def untrusted_globals() -> List:
+    """Tensors, containers, numpy data; log buffers as inert data."""
+    return data_globals() + [(InertLogState, HISTORY_BUFFER),
+                             (_inert_getattr, 'builtins.getattr')]
 
-    torch >= 2.6 loads with ``weights_only=True`` by default, and MMEngine
-    0.10 pickles its message hub (``HistoryBuffer`` over numpy arrays) into
-    every checkpoint, so ``--resume`` fails out of the box. Allowing these
-    data-only types fixes resume without ever unpickling code.
 
-    One piece is not data: ``HistoryBuffer`` pickles its four built-in
-    statistics methods as ``getattr(HistoryBuffer, 'min')``, and allowing
-    ``getattr`` would let a pickle reach any attribute (and so ``os.system``).
-    ``__setstate__`` re-registers those defaults anyway, so buffers are saved
-    without them (custom methods are kept, and then need a trusted load).
-    """
+def resume_globals() -> List:
+    """What MMEngine's resume of its own checkpoint needs besides data."""
     from mmengine.logging import HistoryBuffer
-    torch.serialization.add_safe_globals(_safe_globals())
-    if HistoryBuffer.__getstate__ is not _history_state:
-        HistoryBuffer.__getstate__ = _history_state
+    return data_globals() + [(HistoryBuffer, HISTORY_BUFFER),
+                             (_history_getattr, 'builtins.getattr')]
 
 
-def _history_state(self) -> dict:
-    defaults = {
-        name: getattr(type(self), name)
-        for name in ('min', 'max', 'current', 'mean')
-    }
-    custom = {
-        name: method
-        for name, method in self._statistics_methods.items()
-        if defaults.get(name) is not method
-    }
-    state = {
-        k: v
-        for k, v in self.__dict__.items() if k != 'statistics_methods'
-    }
-    if custom:
-        state['statistics_methods'] = custom
-    return state
+@contextmanager
+def resuming_own_checkpoint() -> Iterator[None]:
+    """Within this context, local loads may restore MMEngine log state."""
+    global _resume_depth
+    _resume_depth += 1
+    try:
+        yield
+    finally:
+        _resume_depth -= 1
 
 
-def install_safe_loading() -> None:
-    """Route MMEngine's URL loaders through :func:`load_untrusted`.
+def load_file(path: str,
+              map_location: Any = 'cpu',
+              allowed: Optional[List] = None,
+              fix: str = 'Re-download or re-export it.') -> Any:
+    """``torch.load(weights_only=True)`` with a scoped allowlist.
 
-    MMEngine loads ``http(s)://``, ``torchvision://`` and ``open-mmlab://``
-    checkpoints (backbone ``init_cfg``, ``load_from``) with torch.hub's
-    ``weights_only=False``; downloaded files must never run code.
+    Args:
+        path: A local file.
+        map_location: As for ``torch.load``.
+        allowed: Extra globals for this load; :func:`untrusted_globals` by
+            default.
+        fix: What the user should do when the file is corrupt.
+
+    Raises:
+        CorruptCheckpointError: the file is empty, truncated or not a
+            checkpoint; the message says which, and its size.
+        RuntimeError: the pickle references code; nothing was run.
     """
-    from mmengine.runner import CheckpointLoader
-    allow_openmmlab_checkpoints()
-    CheckpointLoader.register_scheme(
-        prefixes=_URL_SCHEMES, loader=_mmengine_loader, force=True)
+    allowed = untrusted_globals() if allowed is None else allowed
+    if osp.getsize(path) == 0:
+        raise CorruptCheckpointError(
+            f'{path!r} is empty (0 bytes); expected a PyTorch checkpoint. '
+            f'{fix}')
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(
+                path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for bad files
+        if any(text in str(err) for text in _CODE_REFERENCES):
+            raise RuntimeError(
+                f'Refused to load {path!r}: it contains objects that are '
+                f'not plain weights, and loading it could run code. Only '
+                f'load it if you trust its source, and re-save its state '
+                f'dict with `torch.save(state_dict, path)`. Details: {err}'
+            ) from None
+        raise CorruptCheckpointError(
+            f'{path!r} ({osp.getsize(path)} bytes) {_describe_bad(path)}; '
+            'expected a complete PyTorch checkpoint (what torch.save '
+            f'writes). {fix} (torch said: {str(err).splitlines()[0]})'
+        ) from None
 
 
-def _mmengine_loader(filename: str, map_location=None) -> dict:
-    return load_untrusted(filename, map_location or 'cpu')
+def _describe_bad(path: str) -> str:
+    import zipfile
+    with open(path, 'rb') as f:
+        head = f.read(64)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            return f'is a damaged zip archive ({err})'
+        if bad is not None:
+            return f'is a damaged zip archive (member {bad!r} fails its CRC)'
+        if not any(n.endswith('data.pkl') for n in names):
+            return 'is a zip archive but not a PyTorch checkpoint'
+        return 'is a damaged PyTorch checkpoint'
+    if head.startswith(b'PK\x03\x04'):
+        return ('is truncated: it starts like a PyTorch checkpoint (a zip '
+                'archive) but its end is missing')
+    if head.startswith(b'\x80'):
+        return 'is a truncated or damaged legacy-format checkpoint'
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError:
+        return f'is not a PyTorch checkpoint (it starts with {head[:8]!r})'
+    return f'is text, not a checkpoint (it starts with {text[:40]!r})'
+
+
+def _check_complete(path: str) -> None:
+    """For a download without Content-Length: does it open at all?"""
+    try:
+        load_file(path, fix='Nothing was kept; run again to download it.')
+    except CorruptCheckpointError:
+        raise
+    except RuntimeError:
+        pass  # complete, only refused: loading it says so again
+
+
+def load_local(filename: str, map_location: Any = None) -> Any:
+    """MMEngine's loader for local paths (``load_from``, ``resume``).
+
+    Restores MMEngine's log buffers only while the Runner resumes its own
+    checkpoint (:func:`resuming_own_checkpoint`); otherwise they load as
+    :class:`InertLogState`.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    allowed = resume_globals() if _resume_depth else untrusted_globals()
+    return load_file(filename, map_location, allowed)
 
 
 def resolve(filename: str) -> str:
@@ -119,81 +230,37 @@ def resolve(filename: str) -> str:
     return url
 
 
-def cache_dir() -> str:
-    """Where downloaded checkpoints live: torch hub's checkpoint folder."""
-    return osp.join(torch.hub.get_dir(), 'checkpoints')
+def load_untrusted(filename: str, map_location: Any = 'cpu') -> Any:
+    """Load a path, URL or zoo name with the tensor/numpy-only allowlist.
 
-
-def download_once(url: str, directory: Optional[str] = None) -> str:
-    """Download ``url`` into the cache unless it is already there.
-
-    The file is written under a temporary name and renamed only when it is
-    complete (its length matches Content-Length) and, when its name carries
-    a hash (``model-1a2b3c4d.pth``, torch.hub's convention), that hash
-    matches. An interrupted or corrupt download leaves nothing behind.
-    """
-    directory = directory or cache_dir()
-    os.makedirs(directory, exist_ok=True)
-    name = osp.basename(url.split('?')[0])
-    path = osp.join(directory, name)
-    if osp.exists(path):
-        return path
-    match = _HASH_IN_NAME.search(name)
-    fd, partial = tempfile.mkstemp(
-        prefix=name, suffix='.partial', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as out, urlopen(url, timeout=60) as resp:
-            expected = resp.headers.get('Content-Length')
-            digest, size = hashlib.sha256(), 0
-            for chunk in iter(lambda: resp.read(1 << 20), b''):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-        if expected is not None and size != int(expected):
-            raise RuntimeError(f'Download of {url} stopped after {size} of '
-                               f'{expected} bytes; try again.')
-        if match and not digest.hexdigest().startswith(match.group(1)):
-            raise RuntimeError(
-                f'Downloaded {url} but its sha256 hash {digest.hexdigest()} '
-                f'does not start with {match.group(1)!r}, as its name says. '
-                'The file is corrupt or was replaced; nothing was kept.')
-        os.replace(partial, path)
-    finally:
-        if osp.exists(partial):
-            os.remove(partial)
-    return path
-
-
-def load_untrusted(filename: str, map_location: str = 'cpu') -> dict:
-    """Load a path, URL or zoo name with ``weights_only=True``.
-
-    Accepts a local path, ``http(s)://`` (downloaded once into the cache),
-    ``torchvision://name`` and ``open-mmlab://name``.
+    Accepts a local path, ``http(s)://`` (downloaded once into the cache,
+    see :mod:`distkd_mm.utils.download`), ``torchvision://name`` and
+    ``open-mmlab://name``. A cached download found corrupt is removed, so
+    the next run downloads it again.
 
     Raises:
-        RuntimeError: the file holds objects outside the allowlist (for
-            instance a pickle that would execute code); nothing was run.
+        CorruptCheckpointError: the file is not a complete checkpoint.
+        RuntimeError: the file references code; nothing was run.
     """
     filename = resolve(filename)
     if filename.startswith(('http://', 'https://')):
-        filename = download_once(filename)
+        path = download_once(filename, check_complete=_check_complete)
+        try:
+            return load_file(
+                path, map_location, fix=f'It came from {filename}; it was '
+                'removed from the cache, run again to download it again.')
+        except CorruptCheckpointError:
+            if path == cached_path(filename) and osp.exists(path):
+                os.remove(path)
+            raise
     if not osp.isfile(filename):
         raise FileNotFoundError(
             f'`checkpoint` should be an existing file or an http(s) URL, but '
             f'got {filename!r}. Check the path.')
-    try:
-        allow_openmmlab_checkpoints()
-        return torch.load(
-            filename, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError and others
-        raise RuntimeError(
-            f'Refused to load {filename!r}: it contains objects that are '
-            f'not plain weights, and loading it could run code. Only load '
-            f'it if you trust its source, and re-save its state dict with '
-            f'`torch.save(state_dict, path)`. Details: {err}') from None
+    return load_file(filename, map_location)
 
 
-def extract_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
+def extract_state_dict(checkpoint: Any) -> Dict[str, torch.Tensor]:
     """The weights of an OpenMMLab, timm/torchvision or CIFAR checkpoint."""
     for key in ('state_dict', 'model'):
         if isinstance(checkpoint, dict) and key in checkpoint:
@@ -207,33 +274,13 @@ def extract_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
         for k, v in checkpoint.items())
 
 
-def load_weights(model: nn.Module,
-                 filename: str,
-                 strict: bool = True,
-                 name: str = 'model',
-                 converter: Optional[Callable] = None) -> None:
-    """Load ``filename`` into ``model``; list every key that does not fit.
-
-    Strict by default: a teacher that silently keeps random weights in some
-    layers is the most common way distillation fails without an error.
-    ``converter`` maps the file's state dict to the model's key layout
-    first (see :mod:`distkd_mm.utils.convert`).
-    """
-    state_dict = extract_state_dict(load_untrusted(filename))
-    if converter is not None:
-        state_dict = converter(state_dict)
-    result = model.load_state_dict(state_dict, strict=False)
-    missing, unexpected = result.missing_keys, result.unexpected_keys
-    if strict and (missing or unexpected):
-        raise RuntimeError(
-            f'The {name} checkpoint {filename!r} does not match the {name} '
-            f'model.\n  missing keys ({len(missing)}): {_short(missing)}\n'
-            f'  unexpected keys ({len(unexpected)}): {_short(unexpected)}\n'
-            f'Check that the config and checkpoint belong together, convert '
-            f'the keys (see tools/), or pass strict=False to load anyway.')
+def mmengine_url_loader(filename: str, map_location: Any = None) -> Any:
+    """MMEngine's loader for URL and model-zoo schemes."""
+    return load_untrusted(filename, map_location or 'cpu')
 
 
-def _short(keys: List[str], limit: int = 10) -> str:
-    shown = ', '.join(keys[:limit])
-    return shown + (f', ... ({len(keys) - limit} more)'
-                    if len(keys) > limit else '') if keys else '-'
+__all__ = [
+    'CorruptCheckpointError', 'InertLogState', 'extract_state_dict',
+    'load_file', 'load_local', 'load_untrusted', 'resolve',
+    'resuming_own_checkpoint'
+]

@@ -198,6 +198,13 @@ def test_dist_builds_from_root_registry():
     (dict(gamma=-0.5), ValueError, r'`gamma` should be .*got -0\.5'),
     (dict(loss_weight=-2.0), ValueError, r'`loss_weight` should .*got -2'),
     (dict(use_sigmoid=1), TypeError, r'`use_sigmoid` should be a bool.*1'),
+    (dict(tau=float('inf')), ValueError, r'`tau` should be a finite.*inf'),
+    (dict(beta=float('nan')), ValueError, r'`beta` should be a finite.*nan'),
+    (dict(gamma=float('inf')), ValueError, r'`gamma` should be a finite'),
+    (dict(loss_weight=float('inf')), ValueError,
+     r'`loss_weight` should be a finite number, but got inf'),
+    (dict(memory_lean='yes'), TypeError,
+     r"`memory_lean` should be a bool, but got 'yes'"),
 ])
 def test_invalid_arguments_raise_with_value(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -226,3 +233,17 @@ def test_functional_form_equals_module_without_weight():
     functional = dist_loss(student, teacher, 2.0, 0.5, 3.0, False)
     assert module(student, teacher).item() == pytest.approx(
         4.0 * functional.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize('memory_lean', [True, False])
+@pytest.mark.parametrize('shape', [(0, 10), (2, 5, 0, 4), (0, 5, 3, 3)])
+def test_empty_input_gives_zero_loss_in_the_graph(memory_lean, shape):
+    # An image without RoIs, or a batch without positions: no NaN, and the
+    # student still gets a (zero) gradient, so DDP sees its parameters.
+    student = torch.randn(shape, requires_grad=True)
+    loss = DISTLoss(loss_weight=2.0, memory_lean=memory_lean)(
+        student, torch.randn(shape))
+    assert loss.dtype == torch.float32 and loss.item() == 0.
+    assert loss.requires_grad
+    loss.backward()
+    assert student.grad is not None and student.grad.shape == student.shape

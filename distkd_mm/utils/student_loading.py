@@ -1,0 +1,94 @@
+"""Make a checkpoint load into the model it is evaluated with, or fail.
+
+A Distiller checkpoint keeps the student under ``student.``; given to a
+plain student config, MMEngine's non-strict ``load_from`` loads no key at
+all and the test scores random weights with exit code 0. The hook below
+checks, right after the checkpoint is read and before it is loaded, that
+its keys fit the model: it takes the ``student.`` weights of a Distiller
+checkpoint for a plain student (saying so), prefixes a plain student
+checkpoint for a Distiller, and otherwise refuses a checkpoint of which
+no key fits.
+"""
+import logging
+import re
+from typing import Dict, Optional
+
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+PREFIX = 'student.'
+
+
+def _bare(key: str) -> str:
+    # MMEngine's load strips this prefix too (revise_keys' default).
+    return re.sub(r'^module\.', '', key)
+
+
+@HOOKS.register_module()
+class StudentCheckpointHook(Hook):
+    """Fit a (Distiller or plain) checkpoint to the model, or refuse it.
+
+    Added by tools/test.py (:func:`add_student_checkpoint_hook`); with the
+    libraries' own tools/test.py add ``dict(type='StudentCheckpointHook')``
+    to ``custom_hooks``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        state = checkpoint.get('state_dict', checkpoint)
+        source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        fitted = fit_state_dict(state, set(model.state_dict()),
+                                hasattr(model, 'student'), source)
+        if fitted is not None and fitted is not state:
+            state.clear()
+            state.update(fitted)
+
+
+def fit_state_dict(state: Dict, model_keys: set, is_distiller: bool,
+                   source: str) -> Optional[Dict]:
+    """``state`` as it should be loaded into a model with ``model_keys``.
+
+    Raises:
+        RuntimeError: no key of ``state`` fits the model in any layout.
+    """
+    if {_bare(k) for k in state} & model_keys:
+        return state
+    if is_distiller:
+        fitted = {PREFIX + _bare(k): v for k, v in state.items()}
+        what = 'a plain model checkpoint: loading it as the student'
+    else:
+        fitted = {
+            _bare(k)[len(PREFIX):]: v
+            for k, v in state.items() if _bare(k).startswith(PREFIX)
+        }
+        what = (f'a Distiller checkpoint: loading its {len(fitted)} '
+                '`student.` tensors into the plain student model')
+    if set(fitted) & model_keys:
+        print_log(f'{source} is {what}.', logger='current',
+                  level=logging.WARNING)
+        return fitted
+    hint = ('Check that the config and the checkpoint belong together.')
+    if fitted and not is_distiller:
+        hint = ('It is a Distiller checkpoint of another student; test it '
+                'with its own distiller config, or export its student and '
+                f'test that: python tools/export_student.py {source} '
+                'student.pth')
+    raise RuntimeError(
+        f'None of the {len(state)} keys of {source} fits the model (e.g. '
+        f'{sorted(state)[:3]} vs {sorted(model_keys)[:3]}); evaluating it '
+        f'would score random weights. {hint}')
+
+
+def add_student_checkpoint_hook(cfg: Config) -> Config:
+    """Add :class:`StudentCheckpointHook` to ``cfg`` unless it has one."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'StudentCheckpointHook' for h in hooks):
+        hooks.append(dict(type='StudentCheckpointHook'))
+    cfg.custom_hooks = hooks
+    return cfg
