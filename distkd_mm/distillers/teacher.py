@@ -1,14 +1,15 @@
 """Build the frozen teacher from a model dict, a config file or ``pkg::``."""
 import copy
-import warnings
+import logging
 from typing import Callable, Optional, Union
 
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.registry import MODELS, DefaultScope
 from torch import nn
 
-from ..utils.checkpoint import load_weights
 from ..utils.convert import get_converter
+from ..utils.weights import load_weights
 
 TeacherCfg = Union[dict, ConfigDict, str]
 
@@ -86,7 +87,11 @@ def build_teacher(teacher: TeacherCfg,
         load_weights(
             model, ckpt, strict=strict, name='teacher', converter=converter)
     else:
-        warnings.warn('`teacher_ckpt` is None: the teacher keeps its random '
-                      'initial weights, which only makes sense in tests.')
+        # MMEngine's logger, not `warnings`: it reaches the work dir's log.
+        print_log(
+            '`teacher_ckpt` is None: the teacher keeps its random initial '
+            'weights, which only makes sense in tests.',
+            logger='current',
+            level=logging.WARNING)
     model.requires_grad_(False)
     return model.eval()
