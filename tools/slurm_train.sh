@@ -11,7 +11,12 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PYTHON=${PYTHON:-python}
+# The project's interpreter when there is one (make env builds .venv), else
+# python from PATH; PYTHON overrides both.
+if [[ -z "${PYTHON:-}" ]]; then
+    PYTHON=python
+    [[ -x "$ROOT/.venv/bin/python" ]] && PYTHON="$ROOT/.venv/bin/python"
+fi
 
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
 srun -p "$PARTITION" \

@@ -1,35 +1,90 @@
-"""Evaluate a checkpoint with the config's test loop and metrics."""
-import argparse
+"""Test a checkpoint with the task library's own tools/test.py.
 
-from mmengine.runner import Runner
+Every flag means what it means in that library: ``--out`` (mmdet: a
+``.pkl`` of predictions; mmseg: a folder of predicted masks; mmpretrain: a
+``.pkl`` of predictions, or the metrics with ``--out-item metrics``),
+``--show``, ``--show-dir``, ``--wait-time``, ``--tta``, ``--work-dir``,
+``--cfg-options``, ``--launcher``. The library is the config's
+``default_scope``. On top, this wrapper accepts ``pkg::path`` configs and
+runs ``--launcher pytorch`` on machines without CUDA (gloo).
+
+    python tools/test.py CONFIG CHECKPOINT [the library's test.py flags]
+"""
+import argparse
+import importlib
+import os.path as osp
+import runpy
+import sys
+import tempfile
+from typing import List
+
+import torch
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 from distkd_mm.utils.attach import load_config
-from distkd_mm.utils.cli import add_runner_args, apply_runner_args
+from distkd_mm.utils.cli import config_name
+
+LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test a (distilled) model')
-    parser.add_argument(
-        'config', help='test config file path (or pkg::path/to/config.py)')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--out', help='dump the metrics to this json/yaml/pickle file')
-    add_runner_args(parser)
-    return parser.parse_args()
+def library_script(cfg, script: str = 'test.py') -> str:
+    """The installed task library's own ``tools/<script>``."""
+    scope = cfg.get('default_scope')
+    if scope not in LIBRARIES:
+        raise ValueError(
+            f'`default_scope` should name the task library ({LIBRARIES}) '
+            f'whose tools/{script} runs the config, but got {scope!r}; set '
+            'it in the config.')
+    root = osp.dirname(importlib.import_module(scope).__file__)
+    path = osp.join(root, '.mim', 'tools', script)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{scope} is installed without its tools ({path} is missing); '
+            f'reinstall it with `pip install {scope}` or `mim install '
+            f'{scope}`.')
+    return path
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: List[str]) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], add_help=False)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    if len(argv) < 2 or argv[0] in ('-h', '--help'):
+        print(__doc__)
+        return
+    args, rest = parser.parse_known_args(argv)
     cfg = load_config(args.config)
-    apply_runner_args(cfg, args)
-    cfg.load_from = args.checkpoint
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-    if args.out is not None:
-        from mmengine.fileio import dump
-        dump(metrics, args.out)
+    script = library_script(cfg)
+    config = args.config
+    tmp = tempfile.TemporaryDirectory()
+    if '::' in config:
+        # The libraries' scripts read files only: write the resolved one.
+        config = osp.join(tmp.name, osp.basename(config.split('::')[-1]))
+        cfg.dump(config)
+        if '--work-dir' not in rest and cfg.get('work_dir') is None:
+            rest += ['--work-dir', f'./work_dirs/{config_name(args.config)}']
+    if _launcher(rest) == 'pytorch' and not torch.cuda.is_available():
+        # CPU-only DDP (smoke runs, CI): join a gloo group before the
+        # Runner would pick NCCL and CUDA device ids.
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend='gloo')
+        rest += ['--cfg-options', 'model_wrapper_cfg.device_ids=None']
+    sys.argv = [script, config, args.checkpoint, *rest]
+    try:
+        runpy.run_path(script, run_name='__main__')
+    finally:
+        tmp.cleanup()
+
+
+def _launcher(rest: List[str]) -> str:
+    for i, arg in enumerate(rest):
+        if arg.startswith('--launcher='):
+            return arg.split('=', 1)[1]
+        if arg == '--launcher' and i + 1 < len(rest):
+            return rest[i + 1]
+    return 'none'
 
 
 if __name__ == '__main__':
-    main()
+    main(sys.argv[1:])

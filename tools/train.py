@@ -3,13 +3,17 @@
 Same command line as mmdet's / mmpretrain's tools/train.py.
 """
 import argparse
+from typing import List, Tuple
 
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
-from distkd_mm.utils.attach import PRESETS, attach_teacher, load_config
-from distkd_mm.utils.cli import add_runner_args, apply_runner_args
+from distkd_mm.utils.attach import (PRESETS, attach_teacher, guess_preset,
+                                    load_config)
+from distkd_mm.utils.cli import (add_runner_args, apply_runner_args,
+                                 check_auto_resume, split_student_options,
+                                 teacher_work_dir)
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,11 +50,12 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def build_config(args: argparse.Namespace) -> Config:
+def build_config(args: argparse.Namespace) -> Tuple[Config, List[str]]:
+    """The config to train, and notes for the run's log."""
     cfg = load_config(args.config)
+    notes: List[str] = []
     if args.teacher is not None:
-        cfg = attach_teacher(cfg, args.teacher, args.teacher_ckpt,
-                             args.distill, args.teacher_pretrained)
+        cfg, notes = attach_from_cli(cfg, args)
     elif args.teacher_ckpt or args.distill or args.teacher_pretrained:
         raise ValueError('`--teacher-ckpt`, `--teacher-pretrained` and '
                          '`--distill` should come with `--teacher`, but it '
@@ -74,13 +79,37 @@ def build_config(args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    return cfg
+    return cfg, notes
+
+
+def attach_from_cli(cfg: Config,
+                    args: argparse.Namespace) -> Tuple[Config, List[str]]:
+    """Wrap the plain config's model as ``--teacher`` asks.
+
+    ``--cfg-options model.X`` were written for the config the user passed,
+    so they reach the student; the run gets its own default work dir.
+    """
+    student_opts, other_opts, notes = split_student_options(args.cfg_options)
+    cfg.merge_from_dict(student_opts)
+    preset = args.distill or guess_preset(cfg.model)
+    wrapped = attach_teacher(cfg, args.teacher, args.teacher_ckpt, preset,
+                             args.teacher_pretrained)
+    if args.work_dir is None:
+        wrapped.work_dir = teacher_work_dir(cfg, args.config, args.teacher,
+                                            preset)
+        notes.append(f'This --teacher run has its own work dir '
+                     f'{wrapped.work_dir} (give --work-dir to choose one).')
+    args.cfg_options = other_opts or None
+    return wrapped, notes
 
 
 def main() -> None:
     args = parse_args()
-    cfg = build_config(args)
+    cfg, notes = build_config(args)
     runner = Runner.from_cfg(cfg)
+    for note in notes:
+        runner.logger.info(note)
+    check_auto_resume(runner, cfg)
     runner.train()
 
 

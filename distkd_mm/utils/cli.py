@@ -1,10 +1,17 @@
-"""What tools/train.py and tools/test.py share: runner options."""
+"""What tools/train.py and tools/test.py share: runner options, the work dir
+of ``--teacher`` runs, and the check that auto-resume stays in one model."""
 import argparse
+import inspect
 import os
 import os.path as osp
+from typing import Dict, List, Optional, Set, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
+
+# Distiller arguments that also exist on the student: `--cfg-options
+# model.data_preprocessor...` next to `--teacher` means the student's.
+_SHARED_ARGS = {'data_preprocessor', 'init_cfg'}
 
 
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +31,11 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def config_name(path: str) -> str:
+    """``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'`` -> the stem."""
+    return osp.splitext(osp.basename(path.split('::')[-1]))[0]
+
+
 def apply_runner_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply :func:`add_runner_args` options to ``cfg`` (in place)."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -33,8 +45,7 @@ def apply_runner_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
-        name = osp.splitext(osp.basename(args.config.split('::')[-1]))[0]
-        cfg.work_dir = osp.join('./work_dirs', name)
+        cfg.work_dir = osp.join('./work_dirs', config_name(args.config))
     if args.launcher == 'pytorch' and not torch.cuda.is_available():
         # CPU-only DDP (smoke runs, CI): MMEngine's launcher would pick a
         # CUDA device, so join the gloo group here; no CUDA device ids.
@@ -44,3 +55,95 @@ def apply_runner_args(cfg: Config, args: argparse.Namespace) -> Config:
         wrapper.setdefault('device_ids', None)
         cfg.model_wrapper_cfg = wrapper
     return cfg
+
+
+def teacher_work_dir(cfg: Config, student: str, teacher: str,
+                     preset: str) -> str:
+    """The default work dir of a ``--teacher`` run: its own, never the
+    baseline's (auto-resume would pick up the baseline's checkpoints).
+
+    Named as the configs here are, ``<algorithm>_<teacher>_<student>``, next
+    to the student config's own work dir (``./work_dirs`` by default).
+    """
+    algorithm = 'kd' if preset == 'kd' else 'dist'
+    name = f'{algorithm}_{config_name(teacher)}_{config_name(student)}'
+    baseline = cfg.get('work_dir')
+    parent = osp.dirname(osp.normpath(baseline)) if baseline else \
+        './work_dirs'
+    return osp.join(parent, name)
+
+
+def distiller_args() -> Set[str]:
+    """The Distiller's own arguments, except those the student has too."""
+    from ..distillers.distiller import Distiller
+    params = inspect.signature(Distiller.__init__).parameters.values()
+    return {p.name
+            for p in params if p.kind is p.POSITIONAL_OR_KEYWORD
+            } - {'self', 'student'} - _SHARED_ARGS
+
+
+def split_student_options(options: Optional[Dict]
+                          ) -> Tuple[Dict, Dict, List[str]]:
+    """Split ``--cfg-options`` of a ``--teacher`` run.
+
+    The user wrote them for the config they passed, whose ``model`` is the
+    student: ``model.X`` goes to the student unless ``X`` is a Distiller
+    argument (``model.teacher_ckpt``, ...) or ``X`` is ``student`` itself.
+
+    Returns:
+        The options for the plain (student) config, those for the wrapped
+        config, and one note per redirected key for the log.
+    """
+    student, wrapped, notes = {}, {}, []
+    own = distiller_args() | {'student'}
+    for key, value in (options or {}).items():
+        parts = key.split('.')
+        if parts[0] == 'model' and len(parts) > 1 and parts[1] not in own:
+            student[key] = value
+            rest = '.'.join(parts[1:])
+            notes.append(f'`--cfg-options {key}` applies to the student '
+                         f'(the config you passed); in the saved config it '
+                         f'is `model.student.{rest}`.')
+        else:
+            wrapped[key] = value
+    return student, wrapped, notes
+
+
+def _prefixes(keys: Set[str]) -> str:
+    # `_extra_state` and the like are bookkeeping, not weights.
+    tops = sorted({key.split('.')[0] for key in keys} - {''})
+    tops = [top for top in tops if not top.startswith('_')]
+    return ', '.join(f'{top}.*' for top in tops[:6]) or 'no weights'
+
+
+def check_auto_resume(runner, cfg: Config) -> None:
+    """Refuse to auto-resume a checkpoint written by a different model.
+
+    ``--resume`` without a path takes the latest checkpoint of the work
+    dir. When that was written by another model (a baseline sharing the
+    dir), MMEngine loads what matches, warns for every other key and
+    crashes on the optimizer's parameter groups; fail first, naming both.
+    """
+    if not cfg.get('resume') or cfg.get('load_from') is not None:
+        return
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner import find_latest_checkpoint
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = find_latest_checkpoint(runner.work_dir)
+    if path is None:
+        return
+    checkpoint = _load_checkpoint(path, map_location='cpu')
+    saved = set(checkpoint.get('state_dict', checkpoint))
+    model = runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
+    expected = set(model.state_dict())
+    if saved == expected:
+        return
+    run = checkpoint.get('meta', {}).get('experiment_name', 'another run')
+    raise RuntimeError(
+        f'`--resume` found the latest checkpoint {path} in the work dir '
+        f'{runner.work_dir}, but a different model wrote it: run {run!r}, '
+        f'weights {_prefixes(saved)}; this run trains a '
+        f'{type(model).__name__} with weights {_prefixes(expected)}. Give '
+        'this run its own `--work-dir`, or resume a checkpoint of this model '
+        'with `--resume CHECKPOINT`.')
