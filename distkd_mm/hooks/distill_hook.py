@@ -20,7 +20,8 @@ class DistillHook(Hook):
     - The distillation terms are scaled linearly from 0 to 1 over the first
       ``warmup_iters`` iterations (or ``warmup_epochs`` epochs) and switched
       off from ``stop_epoch`` / ``stop_iter`` on (the teacher then no longer
-      runs).
+      runs). With either schedule, the factor is logged as
+      ``distill_scale`` every iteration.
     - Every epoch, the teacher must still be frozen, in eval mode and equal
       to the weights it started with.
 
@@ -134,8 +135,18 @@ class DistillHook(Hook):
                 'teacher, or lower `min_teacher_score` in DistillHook.')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None):
-        self.distiller(runner).distill_scale = self.scale(
-            runner.iter, runner.epoch, _iters_per_epoch(runner))
+        scale = self.scale(runner.iter, runner.epoch, _iters_per_epoch(runner))
+        self.distiller(runner).distill_scale = scale
+        if self.schedules:
+            # The log shows by how much the distillation terms were scaled.
+            runner.message_hub.update_scalar('train/distill_scale', scale)
+
+    @property
+    def schedules(self) -> bool:
+        """Whether a warm-up or a stop scales the distillation terms."""
+        return bool(self.warmup_iters or self.warmup_epochs
+                    or self.stop_iter is not None
+                    or self.stop_epoch is not None)
 
     def scale(self, iteration: int, epoch: int, iters_per_epoch: int) -> float:
         """The distillation weight factor at this point of training."""

@@ -25,12 +25,12 @@ import os.path as osp
 import re
 import tempfile
 import time
-import warnings
 from typing import Callable, Optional
 from urllib.error import HTTPError
 from urllib.request import urlopen
 
 import torch
+from mmengine.logging import MMLogger
 
 # A torch hub / OpenMMLab hash: '-' then 8-64 hex digits, one a letter.
 _HASH_IN_NAME = re.compile(r'-((?=[0-9]*[a-f])[a-f0-9]{8,64})\.[A-Za-z]+$')
@@ -145,7 +145,9 @@ def _fetch(url: str, path: str, check_complete: Optional[Callable],
             verify_name_hash(path, f'The cached file {path!r} of {url}')
             return path
         except RuntimeError as err:
-            warnings.warn(f'{err} Downloading it again.')
+            # MMEngine's logger: the notice reaches the work dir's log file.
+            MMLogger.get_current_instance().warning(
+                f'{err} Downloading it again.')
             os.remove(path)
     fd, partial = tempfile.mkstemp(
         prefix=osp.basename(path) + '.', suffix='.partial', dir=directory)

@@ -1,6 +1,7 @@
 """The download cache: keyed by URL, only complete files, verified hashes,
 shareable permissions, no stale partial files, one download per node."""
 import hashlib
+import logging
 import os
 import os.path as osp
 import stat
@@ -8,6 +9,7 @@ import time
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 from distkd_mm.utils.checkpoint import CorruptCheckpointError, load_untrusted
 from distkd_mm.utils.download import (HASH_CHECK_ENV, cached_path,
@@ -72,8 +74,17 @@ def test_tampered_cached_file_is_caught_on_the_next_load(server):
     load_untrusted(url)
     # Someone replaces the cached file (a same-size, different tensor).
     weights(cached_path(url), 5.)
-    with pytest.warns(UserWarning, match='corrupt or was replaced'):
+    # The notice goes to MMEngine's logger (the work dir's log file).
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
         loaded = load_untrusted(url)
+    finally:
+        logger.removeHandler(handler)
+    assert any('corrupt or was replaced' in r.getMessage() for r in records)
     assert (loaded['state_dict']['w'] == 4.).all()
     assert server.hits[f'/{name}'] == 2
 
