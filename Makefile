@@ -4,8 +4,10 @@ PY := .venv/bin/python
 
 .PHONY: env demo test lint clean
 
+# SETUP_ARGS: e.g. "--system-torch --find-links DIR --no-index" (see
+# tools/setup_env.sh --help); remembered by the venv.
 env:
-	@bash tools/setup_env.sh
+	@bash tools/setup_env.sh $(SETUP_ARGS)
 
 demo: env
 	$(PY) tools/demo.py

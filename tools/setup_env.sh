@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # Bring the project virtual environment (.venv) up to date.
 #
+#   bash tools/setup_env.sh [--system-torch] [--find-links DIR] [--no-index]
+#   make env SETUP_ARGS="--system-torch --find-links DIR --no-index"
+#
 # The OpenMMLab 2.x stack does not install cleanly on current PyTorch: mmcv
 # ships only as a source archive, needs pkg_resources (setuptools < 81) and,
-# against torch 2.14 headers, C++20. This script pins the one combination
-# measured to work (see README) and caches the built mmcv wheel under a key
-# that includes the torch version, because a wheel built against another
-# torch fails at import time.
+# against torch 2.14 headers, C++20. By default this script installs the
+# one torch measured to work (see README); --system-torch instead keeps the
+# torch and torchvision of $PYTHON (a cluster's module or container) and
+# builds everything else against them. tools/mmcv_build.py decides the mmcv
+# build (CUDA ops or CPU ops, compiler, archs, C++ standard) and prints why;
+# the built wheel is cached under a key of torch, CUDA, archs and Python,
+# because a wheel built for another torch fails at import time.
+#
+# Options (remembered in the venv, so a later plain `make` keeps them):
+#   --system-torch      venv with --system-site-packages on $PYTHON's torch
+#   --find-links DIR    also look for wheels and the mmcv sdist in DIR
+#   --no-index          do not use package indexes (offline, with DIR)
+# Environment: DISTKD_VENV (default .venv), DISTKD_CACHE (default
+# ~/.cache/distkd_mm), PYTHON (default python3), MMCV_CUDA=0|1,
+# TORCH_CUDA_ARCH_LIST, CUDA_HOME, MAX_JOBS; pip's own PIP_FIND_LINKS,
+# PIP_NO_INDEX, ... apply as usual.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,75 +31,201 @@ TORCH_VERSION=2.14.1
 TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
 CACHE="${DISTKD_CACHE:-$HOME/.cache/distkd_mm}"
-WHEEL_DIR="$CACHE/wheels/torch-$TORCH_VERSION-$($PY -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
-
-# Anything that changes what gets installed must change this stamp.
-STAMP_INPUTS=("$ROOT/tools/setup_env.sh" "$ROOT/setup.py" "$ROOT/requirements.txt")
-stamp() { cat "${STAMP_INPUTS[@]}" | sha256sum | cut -d' ' -f1; }
+ARGS_FILE="$VENV/.distkd_args"
+MMCV_MARKER="$VENV/.distkd_mmcv"
 STAMP_FILE="$VENV/.distkd_stamp"
 
 say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# No options given: reuse the ones this venv was made with.
+if (($# == 0)) && [[ -f "$ARGS_FILE" ]]; then
+    read -r -a saved < "$ARGS_FILE"
+    set -- "${saved[@]}"
+fi
+ARGS=("$@")
+SYSTEM_TORCH=0
+PIP_EXTRA=()
+while (($#)); do
+    case $1 in
+        --system-torch) SYSTEM_TORCH=1 ;;
+        --no-index) PIP_EXTRA+=(--no-index) ;;
+        --find-links)
+            [[ $# -ge 2 ]] || die "--find-links needs a folder"
+            links=$(cd "$2" 2>/dev/null && pwd) ||
+                die "--find-links: $2 is not a folder"
+            PIP_EXTRA+=(--find-links "$links")
+            shift ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+            exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+    shift
+done
+
+# Anything that changes what gets installed must change this stamp.
+STAMP_INPUTS=("$ROOT/tools/setup_env.sh" "$ROOT/tools/mmcv_build.py"
+              "$ROOT/setup.py" "$ROOT/requirements.txt")
+stamp() { { cat "${STAMP_INPUTS[@]}"; echo "${ARGS[*]}"; } | sha256sum |
+          cut -d' ' -f1; }
+# The mmcv build this machine calls for (PLAN_* variables).
+plan() {
+    local out
+    out=$("$VENV/bin/python" "$ROOT/tools/mmcv_build.py" plan --shell) ||
+        die "cannot plan the mmcv build (see above)"
+    eval "$out"
+}
+
+# Whether the installed mmcv is the build the plan asks for.
+mmcv_matches_plan() {
+    if [[ -f "$MMCV_MARKER" ]]; then
+        [[ "$(cat "$MMCV_MARKER")" == "$PLAN_CACHE_KEY" ]] &&
+            "$VENV/bin/python" -c 'import mmcv.ops' 2>/dev/null
+        return
+    fi
+    # A venv set up before the marker existed: keep a CPU-ops mmcv that
+    # imports when the plan is CPU ops (a CUDA build's archs cannot be read
+    # back, so those are rebuilt).
+    ((PLAN_CUDA == 0)) && "$VENV/bin/python" -c 'import sys, mmcv.ops
+sys.exit(mmcv.ops.get_compiling_cuda_version() != "not available")' \
+        2>/dev/null
+}
+
+# Install the PyPI CUDA compiler into the venv; sets PLAN_CUDA_HOME.
+install_pypi_nvcc() {
+    say "installing the CUDA compiler from PyPI: $PLAN_PIP_NVCC"
+    # shellcheck disable=SC2086  # a list of requirements
+    pip_ install -q $PLAN_PIP_NVCC
+    PLAN_CUDA_HOME=$("$VENV/bin/python" "$ROOT/tools/mmcv_build.py" \
+        cuda-home "$VENV/cuda") || die "cannot assemble CUDA_HOME"
+}
+
+# Build mmcv's wheel as the plan says; prints the wheel's path.
+build_mmcv() {
+    local build=$1 src
+    # Metadata preparation imports pkg_resources and torch, so it runs
+    # in this environment rather than an isolated one.
+    pip_ download -q --no-deps --no-build-isolation --no-binary :all: \
+        "mmcv==$MMCV_VERSION" -d "$build" >&2
+    tar -xzf "$build/mmcv-$MMCV_VERSION.tar.gz" -C "$build"
+    src="$build/mmcv-$MMCV_VERSION"
+    if [[ $PLAN_CXX_STD != c++17 ]]; then
+        # mmcv 2.1.0 hard-codes c++17 (torch >= 2.14 headers need C++20).
+        sed -i "s/-std=c++17/-std=$PLAN_CXX_STD/g" "$src/setup.py"
+        sed -i "s/std:c++17/std:$PLAN_CXX_STD/g" "$src/setup.py"
+    fi
+    (
+        cd "$src"
+        export MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+        if ((PLAN_CUDA)); then
+            export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$PLAN_ARCH_LIST"
+            export CUDA_HOME="$PLAN_CUDA_HOME" PATH="$PLAN_CUDA_HOME/bin:$PATH"
+        else
+            # mmcv's setup.py compiles CUDA ops whenever a GPU is visible.
+            export FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=
+        fi
+        "$VENV/bin/python" -m pip wheel -q --no-build-isolation --no-deps \
+            "${PIP_EXTRA[@]}" -w "$build/dist" . >&2
+    )
+    ls "$build"/dist/mmcv-*.whl
+}
+
+# Install the mmcv build of the plan: cached wheel, else build and cache it.
+ensure_mmcv() {
+    if mmcv_matches_plan; then
+        echo "$PLAN_CACHE_KEY" > "$MMCV_MARKER"
+        return
+    fi
+    local dir="$CACHE/wheels/mmcv-$MMCV_VERSION/$PLAN_CACHE_KEY" wheel
+    mkdir -p "$dir"
+    wheel=$(ls "$dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
+    if [[ -n "$wheel" ]]; then
+        say "using cached mmcv wheel $wheel"
+    else
+        ((PLAN_CUDA)) && pip_ install -q ninja  # parallel CUDA compiles
+        [[ -n $PLAN_PIP_NVCC ]] && install_pypi_nvcc
+        say "building mmcv $MMCV_VERSION (CPU ops: about 6 minutes on 2" \
+            "cores; CUDA ops for one arch: about 3 minutes on 16 cores)"
+        build=$(mktemp -d)  # global: the EXIT trap removes it
+        trap 'rm -rf "$build"' EXIT
+        local built
+        built=$(build_mmcv "$build")
+        # Write under a temporary name first so an interrupted copy is never
+        # mistaken for a good cached wheel.
+        cp "$built" "$dir/.partial.whl"
+        wheel="$dir/$(basename "$built")"
+        mv "$dir/.partial.whl" "$wheel"
+    fi
+    pip_ install -q --no-deps --force-reinstall "$wheel"
+    echo "$PLAN_CACHE_KEY" > "$MMCV_MARKER"
+}
 
 if [[ -f "$STAMP_FILE" && "$(cat "$STAMP_FILE")" == "$(stamp)" ]]; then
-    say "environment $VENV is up to date"
-    exit 0
+    plan
+    if [[ "$(cat "$MMCV_MARKER" 2>/dev/null)" == "$PLAN_CACHE_KEY" ]]; then
+        say "environment $VENV is up to date"
+        exit 0
+    fi
 fi
 
 if [[ ! -x "$VENV/bin/python" ]]; then
     say "creating virtual environment $VENV"
-    "$PY" -m venv "$VENV"
+    if ((SYSTEM_TORCH)); then
+        # Without ensurepip (Debian's python3 lacking python3-venv) the
+        # venv uses the system's pip, which it sees like the system's torch.
+        "$PY" -c 'import ensurepip' 2>/dev/null || no_pip=--without-pip
+        "$PY" -m venv --system-site-packages ${no_pip:-} "$VENV"
+    else
+        "$PY" -m venv "$VENV"
+    fi
+elif ((SYSTEM_TORCH)) && ! grep -qi 'include-system-site-packages *= *true' \
+        "$VENV/pyvenv.cfg"; then
+    die "$VENV was made without --system-torch; give a new DISTKD_VENV" \
+        "or remove it"
 fi
+printf '%s\n' "${ARGS[*]}" > "$ARGS_FILE"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 # This machine's pip config lists local indexes that may be absent; pip
 # warns once per package about them, which would bury what matters.
-pip_() { "${PIP[@]}" "$@" 2> >(grep -v 'is ignored: it is neither' >&2); }
+pip_() { "${PIP[@]}" "$@" "${PIP_EXTRA[@]}" \
+         2> >(grep -v 'is ignored: it is neither' >&2); }
 
 say "installing build tools (setuptools < 81: mmcv's setup.py imports pkg_resources)"
 pip_ install -q 'setuptools>=70,<81' wheel 'pip>=23'
 
-if ! "$VENV/bin/python" -c "import torch, torchvision, sys; \
+TORCH_PINS=()
+if ((SYSTEM_TORCH)); then
+    "$VENV/bin/python" -c 'import torch, torchvision' 2>/dev/null ||
+        die "--system-torch: $PY has no torch and torchvision; load the" \
+            "cluster's torch (module, container) first, or drop the option"
+    # Nothing installed later may replace the system's torch. pip compares
+    # the distributions' versions, which can lack the local label that
+    # torch.__version__ shows (2.14.1 vs 2.14.1+cu130).
+    CONSTRAINTS="$VENV/.distkd_torch_constraints.txt"
+    "$VENV/bin/python" -c 'from importlib.metadata import version
+for name in ("torch", "torchvision"):
+    print(f"{name}=={version(name)}")' > "$CONSTRAINTS"
+    PIP_EXTRA+=(-c "$CONSTRAINTS")
+    say "using the system's $(tr '\n' ' ' < "$CONSTRAINTS")"
+elif ! "$VENV/bin/python" -c "import torch, torchvision, sys; \
 sys.exit(not (torch.__version__.startswith('$TORCH_VERSION') and \
 torchvision.__version__.startswith('$TORCHVISION_VERSION')))" 2>/dev/null; then
     say "installing torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION (large, one time)"
     pip_ install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
+((SYSTEM_TORCH)) ||
+    TORCH_PINS=("torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION")
+plan  # early: it refuses an unsupported torch or a bad MMCV_CUDA
+say "mmcv build: $PLAN_SUMMARY"
 
 say "installing mmengine and pure-python dependencies"
 pip_ install -q -r "$ROOT/requirements.txt"
 
-if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
-    mkdir -p "$WHEEL_DIR"
-    wheel=$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
-    if [[ -z "$wheel" ]]; then
-        say "building mmcv $MMCV_VERSION with CPU ops against torch $TORCH_VERSION (about 6 minutes on 2 cores)"
-        build=$(mktemp -d)
-        trap 'rm -rf "$build"' EXIT
-        # Metadata preparation imports pkg_resources and torch, so it runs
-        # in this environment rather than an isolated one.
-        pip_ download -q --no-deps --no-build-isolation --no-binary :all: \
-            "mmcv==$MMCV_VERSION" -d "$build"
-        tar -xzf "$build"/mmcv-"$MMCV_VERSION".tar.gz -C "$build"
-        # torch >= 2.10 headers need C++20; mmcv 2.1.0 hard-codes c++17.
-        sed -i 's/-std=c++17/-std=c++20/g; s/std:c++17/std:c++20/g' \
-            "$build/mmcv-$MMCV_VERSION/setup.py"
-        (cd "$build/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA=0 \
-            MAX_JOBS="$(nproc)" "$VENV/bin/python" -m pip wheel -q \
-            --no-build-isolation --no-deps -w "$build/dist" .)
-        # Write under a temporary name first so an interrupted copy is never
-        # mistaken for a good cached wheel.
-        src=$(ls "$build"/dist/mmcv-*.whl)
-        cp "$src" "$WHEEL_DIR/.partial.whl"
-        mv "$WHEEL_DIR/.partial.whl" "$WHEEL_DIR/$(basename "$src")"
-        wheel="$WHEEL_DIR/$(basename "$src")"
-    else
-        say "using cached mmcv wheel $wheel"
-    fi
-    pip_ install -q --no-deps --force-reinstall "$wheel"
-fi
+ensure_mmcv
 
 say "installing mmdet, mmsegmentation and mmpretrain"
 pip_ install -q 'mmdet==3.3.0' 'mmsegmentation==1.2.2' 'mmpretrain==1.2.0' \
-    "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "mmcv==$MMCV_VERSION"
+    "${TORCH_PINS[@]}" "mmcv==$MMCV_VERSION"
 
 say "installing distkd_mm in editable mode"
 pip_ install -q --no-deps --no-build-isolation -e "$ROOT"
@@ -95,4 +236,4 @@ print('[setup] torch', __import__('torch').__version__, '| mmcv', mmcv.__version
 '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| mmpretrain', mmpretrain.__version__)"
 
 stamp > "$STAMP_FILE"
-say "done"
+say "done; \`$VENV/bin/python tools/check_env.py\` checks that mmcv's ops run"
