@@ -10,6 +10,7 @@ from mmengine.registry import MODELS
 from torch import nn
 from torch.nn import functional as F
 
+from ..utils.mmcv_ops import watch_mmcv_ops
 from .fast_teacher import FastTeacher
 from .recorder import Recorder
 from .teacher import TeacherCfg, build_teacher
@@ -138,6 +139,7 @@ class Distiller(BaseModel):
                                         teacher_compile,
                                         [t for _, t in taps.values()])
         self._exclude_teacher_from_checkpoints_and_ddp()
+        watch_mmcv_ops(self)  # a clear error when mmcv lacks CUDA kernels
 
     def _exclude_teacher_from_checkpoints_and_ddp(self) -> None:
         # The teacher is rebuilt from `teacher_ckpt`; saving it would add its
