@@ -34,8 +34,8 @@ def student_checkpoint(checkpoint: dict) -> dict:
 
 def check_paths(src: str, out: str) -> None:
     """Refuse to write over the input (its optimizer state would be lost)."""
-    same = osp.realpath(src) == osp.realpath(out) or (
-        osp.exists(out) and osp.samefile(src, out))
+    same = osp.realpath(src) == osp.realpath(out) or (osp.exists(out) and
+                                                      osp.samefile(src, out))
     if same:
         raise ValueError(
             f'`out` should differ from the input checkpoint, but both are '

@@ -21,6 +21,7 @@ from typing import List
 import torch
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
+from distkd_mm.utils import add_student_checkpoint_hook
 from distkd_mm.utils.attach import load_config
 from distkd_mm.utils.cli import config_name
 
@@ -58,10 +59,13 @@ def main(argv: List[str]) -> None:
     script = library_script(cfg)
     config = args.config
     tmp = tempfile.TemporaryDirectory()
-    if '::' in config:
-        # The libraries' scripts read files only: write the resolved one.
-        config = osp.join(tmp.name, osp.basename(config.split('::')[-1]))
-        cfg.dump(config)
+    # The libraries' scripts read files only: write the resolved config,
+    # with StudentCheckpointHook (a Distiller checkpoint then loads into a
+    # plain student config, or fails instead of scoring random weights).
+    add_student_checkpoint_hook(cfg)
+    config = osp.join(tmp.name, osp.basename(config.split('::')[-1]))
+    cfg.dump(config)
+    if '::' in args.config:
         if '--work-dir' not in rest and cfg.get('work_dir') is None:
             rest += ['--work-dir', f'./work_dirs/{config_name(args.config)}']
     if _launcher(rest) == 'pytorch' and not torch.cuda.is_available():

@@ -1,10 +1,12 @@
 """The model wrapper that trains a student with a frozen teacher beside it."""
 import copy
+import logging
 from contextlib import contextmanager, nullcontext
 from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
                     Union)
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import nn
@@ -12,6 +14,8 @@ from torch.nn import functional as F
 
 from ..utils.mmcv_ops import watch_mmcv_ops
 from .fast_teacher import FastTeacher
+from .nonfinite import (nonfinite, scaler_in_charge, teacher_error, tensors_of,
+                        term_error, warn_once)
 from .recorder import Recorder
 from .teacher import TeacherCfg, build_teacher
 
@@ -68,6 +72,11 @@ class Distiller(BaseModel):
         teacher_compile: ``torch.compile`` the teacher's backbone (True, or
             a dict of ``torch.compile`` options); falls back to eager with
             one log line when compilation fails. Off by default.
+        nonfinite_guard: Check the teacher's tap outputs and every
+            distillation term for NaN/Inf each step (an fp16 teacher
+            overflow is recomputed in fp32; anything else stops the run
+            before the step, see :mod:`.nonfinite`). Keep it on; False only
+            measures its cost (tools/benchmark.py).
         data_preprocessor: Given to the student when its config has none (the
             Runner passes a config's top-level ``data_preprocessor`` here).
     """
@@ -85,6 +94,7 @@ class Distiller(BaseModel):
                  teacher_forward: Optional[dict] = None,
                  teacher_fuse: bool = False,
                  teacher_compile: Union[bool, dict] = False,
+                 nonfinite_guard: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         taps = _check_distill_losses(distill_losses)
@@ -140,6 +150,11 @@ class Distiller(BaseModel):
                                         [t for _, t in taps.values()])
         self._exclude_teacher_from_checkpoints_and_ddp()
         watch_mmcv_ops(self)  # a clear error when mmcv lacks CUDA kernels
+        # Recorded in checkpoints; a resume with another teacher warns.
+        self.teacher_source = _teacher_source(teacher, teacher_ckpt,
+                                              teacher_pretrained)
+        self._warned: set = set()  # non-finite warnings already logged
+        self.nonfinite_guard = bool(nonfinite_guard)
 
     def _exclude_teacher_from_checkpoints_and_ddp(self) -> None:
         # The teacher is rebuilt from `teacher_ckpt`; saving it would add its
@@ -210,21 +225,28 @@ class Distiller(BaseModel):
                 losses.update({name: zero for name in self.taps})
                 return losses
             self.run_teacher(inputs, data_samples)
+            if self.nonfinite_guard:
+                self._guard_teacher_taps(inputs, data_samples)
             for name, (s_path, t_path) in self.taps.items():
                 losses[name] = self.distill_scale * self._term(
                     name, s_path, t_path)
+            if self.nonfinite_guard:
+                self._guard_terms(losses, inputs)
         finally:
             # Drop references to activations as soon as the step is done.
             self.student_taps.clear()
             self.teacher_taps.clear()
         return losses
 
-    def run_teacher(self, inputs: torch.Tensor,
-                    data_samples: Optional[List]) -> None:
-        """Run the teacher for its taps only (no targets, no losses)."""
+    def run_teacher(self,
+                    inputs: torch.Tensor,
+                    data_samples: Optional[List],
+                    fp32: bool = False) -> None:
+        """Run the teacher for its taps only (no targets, no losses);
+        ``fp32=True`` without the teacher's autocast."""
         device = inputs.device.type if isinstance(inputs, torch.Tensor) \
             else 'cpu'
-        dtype = _teacher_dtype(self.teacher_autocast, device)
+        dtype = None if fp32 else _teacher_dtype(self.teacher_autocast, device)
         precision = nullcontext() if dtype is None else torch.autocast(
             device_type=device, dtype=dtype)
         if _use_channels_last(self.teacher_channels_last, inputs):
@@ -264,6 +286,81 @@ class Distiller(BaseModel):
                 _check_shapes(s, t, name, s_path, t_path, i)
                 total = total + loss_fn(s, t)
         return total
+
+    def _guard_teacher_taps(self, inputs: torch.Tensor,
+                            data_samples: Optional[List]) -> None:
+        """Teacher taps must be finite; an fp16/bf16 overflow is recomputed
+        in fp32 for this step (see :mod:`.nonfinite`)."""
+        term_of = {t: name for name, (_, t) in self.taps.items()}
+        outputs = self.teacher_taps.outputs
+        bad = nonfinite({t: _tensors_of_calls(outputs[t]) for t in term_of})
+        if not bad:
+            return
+        device = inputs.device.type if isinstance(inputs, torch.Tensor) \
+            else 'cpu'
+        dtype = _teacher_dtype(self.teacher_autocast, device)
+        if dtype is None:
+            raise teacher_error(term_of[bad[0]], bad[0], recomputed=False)
+        for tap in bad:
+            warn_once(
+                self._warned, f'teacher:{tap}',
+                f'{term_of[tap]}: teacher tap {tap!r} gave NaN/Inf under '
+                f'{dtype} autocast; recomputing the teacher in fp32 for each '
+                'such step (logged once per tap).')
+        self.teacher_taps.clear()
+        self.run_teacher(inputs, data_samples, fp32=True)
+        bad = nonfinite({t: _tensors_of_calls(outputs[t]) for t in term_of})
+        if bad:
+            raise teacher_error(term_of[bad[0]], bad[0], recomputed=True)
+
+    def _guard_terms(self, losses: Dict[str, Any],
+                     inputs: torch.Tensor) -> None:
+        """A non-finite distillation term stops the run before the step,
+        unless an AMP loss scaler skips the step (see :mod:`.nonfinite`)."""
+        bad = nonfinite({
+            name: [losses[name]]
+            for name in self.taps if isinstance(losses[name], torch.Tensor)
+        })
+        if not bad:
+            return
+        device = inputs.device.type if isinstance(inputs, torch.Tensor) \
+            else 'cpu'
+        if scaler_in_charge(device):
+            warn_once(
+                self._warned, 'amp', f'{bad[0]} is non-finite under AMP: '
+                "the loss scaler skips this step's optimizer update and "
+                'lowers its scale (logged once).')
+            return
+        raise term_error(bad[0], losses[bad[0]], self.taps[bad[0]][0])
+
+    def get_extra_state(self) -> dict:
+        """Saved in every checkpoint: which teacher the run distilled."""
+        return dict(teacher_source=self.teacher_source)
+
+    def set_extra_state(self, state: Any) -> None:
+        """Warn loudly when a checkpoint was made with another teacher."""
+        recorded = state.get('teacher_source') if isinstance(state,
+                                                             dict) else None
+        if recorded != self.teacher_source:
+            print_log(
+                f'!!! TEACHER MISMATCH: this checkpoint was trained with '
+                f'the teacher {recorded!r}, but this run uses '
+                f'{self.teacher_source!r}. A resumed run goes on with the '
+                'new teacher; if that is not intended, stop it and set '
+                '`model.teacher_ckpt` to the recorded one.',
+                logger='current',
+                level=logging.WARNING)
+
+
+def _teacher_source(teacher: Any, ckpt: Optional[str],
+                    pretrained: bool) -> Optional[str]:
+    if ckpt is not None:
+        return str(ckpt)
+    return f'{teacher} (pretrained)' if pretrained else None
+
+
+def _tensors_of_calls(calls: List[Any]) -> List[torch.Tensor]:
+    return [t for call in calls for t in tensors_of(call)]
 
 
 def _teacher_dtype(choice: Optional[str],
@@ -339,8 +436,16 @@ def _check_shapes(s: torch.Tensor, t: torch.Tensor, name: str, s_path: str,
         raise RuntimeError(
             f'{name}: student tap {s_path!r} output of shape '
             f'{tuple(s.shape)} does not match teacher tap {t_path!r} '
-            f'output of shape {tuple(t.shape)} (call {call}). Tap modules '
-            'whose outputs line up, e.g. heads with the same classes.')
+            f'output of shape {tuple(t.shape)} (call {call}). ' + (
+                f'Only the spatial sizes differ: set `resize_teacher=True` in '
+                f'`distill_losses.{name}` to resize the teacher map to the '
+                "student's size." if _only_spatial_differs(s, t) else
+                'Tap modules whose outputs line up, e.g. heads with the '
+                'same classes.'))
+
+
+def _only_spatial_differs(s: torch.Tensor, t: torch.Tensor) -> bool:
+    return s.dim() == t.dim() > 2 and s.shape[:2] == t.shape[:2]
 
 
 def _describe(out: Any) -> str:
@@ -359,4 +464,8 @@ def _drop_teacher_keys(module: nn.Module, state_dict: dict, prefix: str,
 
 def _forgive_teacher_keys(module: nn.Module, incompatible_keys) -> None:
     missing = incompatible_keys.missing_keys
-    missing[:] = [k for k in missing if not k.startswith('teacher.')]
+    # `_extra_state`: checkpoints written before the teacher was recorded.
+    missing[:] = [
+        k for k in missing
+        if not k.startswith('teacher.') and k != '_extra_state'
+    ]

@@ -195,7 +195,8 @@ def _check_complete(path: str) -> None:
         pass  # complete, only refused: loading it says so again
 
 
-def load_local(filename: str, map_location: Any = None) -> Any:
+def load_from_local_weights_only(filename: str,
+                                 map_location: Any = None) -> Any:
     """MMEngine's loader for local paths (``load_from``, ``resume``).
 
     Restores MMEngine's log buffers only while the Runner resumes its own
@@ -247,7 +248,9 @@ def load_untrusted(filename: str, map_location: Any = 'cpu') -> Any:
         path = download_once(filename, check_complete=_check_complete)
         try:
             return load_file(
-                path, map_location, fix=f'It came from {filename}; it was '
+                path,
+                map_location,
+                fix=f'It came from {filename}; it was '
                 'removed from the cache, run again to download it again.')
         except CorruptCheckpointError:
             if path == cached_path(filename) and osp.exists(path):
@@ -274,13 +277,13 @@ def extract_state_dict(checkpoint: Any) -> Dict[str, torch.Tensor]:
         for k, v in checkpoint.items())
 
 
-def mmengine_url_loader(filename: str, map_location: Any = None) -> Any:
+def load_from_url_weights_only(filename: str, map_location: Any = None) -> Any:
     """MMEngine's loader for URL and model-zoo schemes."""
     return load_untrusted(filename, map_location or 'cpu')
 
 
 __all__ = [
     'CorruptCheckpointError', 'InertLogState', 'extract_state_dict',
-    'load_file', 'load_local', 'load_untrusted', 'resolve',
+    'load_file', 'load_from_local_weights_only', 'load_untrusted', 'resolve',
     'resuming_own_checkpoint'
 ]

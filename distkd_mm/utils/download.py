@@ -71,13 +71,18 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def verify_name_hash(path: str, source: Optional[str] = None) -> None:
+def verify_name_hash(path: str,
+                     source: Optional[str] = None,
+                     name: Optional[str] = None) -> None:
     """Check a file whose name carries a hash against its content.
+
+    ``name`` is the name to read the hash from (a download's final name,
+    while it still sits in its ``*.partial`` file); the file's by default.
 
     Raises:
         RuntimeError: the content's sha256 does not start with that hash.
     """
-    expected = name_hash(osp.basename(path))
+    expected = name_hash(name or osp.basename(path))
     if expected is None:
         return
     actual = sha256_of(path)
@@ -161,7 +166,8 @@ def _fetch(url: str, path: str, check_complete: Optional[Callable],
                 'Run again to download it again.')
         if expected is None and check_complete is not None:
             check_complete(partial)
-        verify_name_hash(partial, f'The download of {url}')
+        verify_name_hash(partial, f'The download of {url}',
+                         osp.basename(path))
         os.chmod(partial, 0o666 & ~_umask())
         os.replace(partial, path)
     finally:

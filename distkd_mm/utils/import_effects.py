@@ -7,11 +7,12 @@ from :func:`apply_import_effects`, and nothing else:
 
 1. MMEngine's ``CheckpointLoader`` schemes ``http(s)://``,
    ``torchvision://``, ``modelzoo://``, ``open-mmlab://`` and
-   ``openmmlab://`` load through :func:`~distkd_mm.utils.checkpoint.\
-load_untrusted`: the URL-keyed download cache and ``weights_only=True`` (MMEngine's own
-   URL loaders unpickle with ``weights_only=False``, which runs code).
+   ``openmmlab://`` load through
+   :func:`~distkd_mm.utils.checkpoint.load_untrusted`: the URL-keyed
+   download cache and ``weights_only=True`` (MMEngine's own URL loaders
+   unpickle with ``weights_only=False``, which runs code).
 2. MMEngine's loader for local paths (``load_from``, ``resume``) becomes
-   :func:`~distkd_mm.utils.checkpoint.load_local`: still
+   :func:`~distkd_mm.utils.checkpoint.load_from_local_weights_only`: still
    ``weights_only=True`` (torch's default since 2.6), with an allowlist
    scoped to each load, so the Runner's own checkpoints load again.
 3. ``Runner.resume`` runs inside
@@ -38,11 +39,12 @@ def apply_import_effects() -> None:
     from mmengine.logging import HistoryBuffer
     from mmengine.runner import CheckpointLoader, Runner
 
-    from .checkpoint import _URL_SCHEMES, load_local, mmengine_url_loader
+    from .checkpoint import (_URL_SCHEMES, load_from_local_weights_only,
+                             load_from_url_weights_only)
     CheckpointLoader.register_scheme(
-        prefixes=_URL_SCHEMES, loader=mmengine_url_loader, force=True)
+        prefixes=_URL_SCHEMES, loader=load_from_url_weights_only, force=True)
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_local, force=True)
+        prefixes='', loader=load_from_local_weights_only, force=True)
     if not getattr(Runner.resume, '_distkd_scoped', False):
         Runner.resume = _scoped_resume(Runner.resume)
     HistoryBuffer.__setstate__ = _history_setstate
@@ -64,9 +66,10 @@ def _scoped_resume(resume):
 def _history_setstate(self, state: dict) -> None:
     """Restore a buffer's data; statistics methods stay the class's own."""
     self._set_default_statistics()
-    self.__dict__.update(
-        {k: v
-         for k, v in dict(state).items() if k in _STATE_KEYS})
+    self.__dict__.update({
+        k: v
+        for k, v in dict(state).items() if k in _STATE_KEYS
+    })
 
 
 def _history_getstate(self) -> dict:

@@ -11,8 +11,9 @@ no key fits.
 """
 import logging
 import re
-from typing import Dict, Optional
+from typing import Dict
 
+import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -43,21 +44,28 @@ class StudentCheckpointHook(Hook):
             runner.model) else runner.model
         state = checkpoint.get('state_dict', checkpoint)
         source = getattr(runner, '_load_from', None) or 'the checkpoint'
-        fitted = fit_state_dict(state, set(model.state_dict()),
-                                hasattr(model, 'student'), source)
-        if fitted is not None and fitted is not state:
+        shapes = {
+            k: tuple(v.shape)
+            for k, v in model.state_dict().items()
+            if isinstance(v, torch.Tensor)
+        }
+        fitted = fit_state_dict(state, shapes, hasattr(model, 'student'),
+                                source)
+        if fitted is not state:
             state.clear()
             state.update(fitted)
 
 
-def fit_state_dict(state: Dict, model_keys: set, is_distiller: bool,
-                   source: str) -> Optional[Dict]:
-    """``state`` as it should be loaded into a model with ``model_keys``.
+def fit_state_dict(state: Dict, model_shapes: Dict[str, tuple],
+                   is_distiller: bool, source: str) -> Dict:
+    """``state`` as it should be loaded into a model whose state dict has
+    ``model_shapes`` (key -> shape).
 
     Raises:
-        RuntimeError: no key of ``state`` fits the model in any layout.
+        RuntimeError: no tensor of ``state`` fits the model (same key and
+            shape) in any layout.
     """
-    if {_bare(k) for k in state} & model_keys:
+    if _fits(state, model_shapes):
         return state
     if is_distiller:
         fitted = {PREFIX + _bare(k): v for k, v in state.items()}
@@ -69,20 +77,28 @@ def fit_state_dict(state: Dict, model_keys: set, is_distiller: bool,
         }
         what = (f'a Distiller checkpoint: loading its {len(fitted)} '
                 '`student.` tensors into the plain student model')
-    if set(fitted) & model_keys:
-        print_log(f'{source} is {what}.', logger='current',
-                  level=logging.WARNING)
+    if _fits(fitted, model_shapes):
+        print_log(
+            f'{source} is {what}.', logger='current', level=logging.WARNING)
         return fitted
-    hint = ('Check that the config and the checkpoint belong together.')
+    hint = 'Check that the config and the checkpoint belong together.'
     if fitted and not is_distiller:
         hint = ('It is a Distiller checkpoint of another student; test it '
                 'with its own distiller config, or export its student and '
                 f'test that: python tools/export_student.py {source} '
                 'student.pth')
     raise RuntimeError(
-        f'None of the {len(state)} keys of {source} fits the model (e.g. '
-        f'{sorted(state)[:3]} vs {sorted(model_keys)[:3]}); evaluating it '
-        f'would score random weights. {hint}')
+        f'None of the {len(state)} tensors of {source} fits the model '
+        f'(same key and shape; e.g. {sorted(state)[:3]} vs '
+        f'{sorted(model_shapes)[:3]}); evaluating it would score random '
+        f'weights. {hint}')
+
+
+def _fits(state: Dict, model_shapes: Dict[str, tuple]) -> bool:
+    return any(
+        isinstance(v, torch.Tensor)
+        and tuple(v.shape) == model_shapes.get(_bare(k))
+        for k, v in state.items())
 
 
 def add_student_checkpoint_hook(cfg: Config) -> Config:

@@ -1,7 +1,6 @@
 """The scoped allowlist: teacher files load data only, nothing loaded
 changes class-level state, and ``import distkd_mm`` does not widen
 ``torch.load`` for other code in the process."""
-import copyreg
 import pickle
 
 import numpy as np
@@ -17,30 +16,37 @@ from distkd_mm.utils.checkpoint import (InertLogState, load_untrusted,
                                         resuming_own_checkpoint)
 
 
-class _Poison:
-    """Pickles as a HistoryBuffer whose state replaces ``mean``."""
-
-    def __reduce__(self):
-        state = dict(
-            _log_history=np.zeros(1),
-            _count_history=np.ones(1),
-            max_length=10,
-            statistics_methods={'mean': np.dtype})
-        # How pickle writes any object: NEWOBJ of the class, then BUILD.
-        return (copyreg.__newobj__, (HistoryBuffer, ), state)
-
-
 def _poisoned_teacher(path) -> str:
+    """A teacher checkpoint whose log buffer's state replaces ``mean``.
+
+    Written as an attacker would: a real ``HistoryBuffer`` pickled with a
+    crafted state (``np.dtype`` passes any numpy allowlist).
+    """
     from distkd_testing import save_teacher
     save_teacher(path)
     checkpoint = torch.load(str(path), weights_only=True)
-    checkpoint['message_hub'] = {'log_scalars': {'train/loss': _Poison()}}
-    torch.save(checkpoint, str(path))
+    checkpoint['message_hub'] = {
+        'log_scalars': {
+            'train/loss': HistoryBuffer()
+        }
+    }
+    honest = HistoryBuffer.__getstate__
+    HistoryBuffer.__getstate__ = lambda self: dict(
+        _log_history=np.zeros(1),
+        _count_history=np.ones(1),
+        max_length=10,
+        statistics_methods={'mean': np.dtype})
+    try:
+        torch.save(checkpoint, str(path))
+    finally:
+        HistoryBuffer.__getstate__ = honest
     return str(path)
 
 
 def test_poisoned_history_buffer_changes_nothing(tmp_path):
+    HistoryBuffer()  # registers the built-in statistics methods
     mean = HistoryBuffer._statistics_methods['mean']
+    assert mean is HistoryBuffer.mean
     path = _poisoned_teacher(tmp_path / 'teacher.pth')
     # As a teacher: weights load, the log state stays inert data.
     model = MODELS.build(tiny_distiller(teacher_ckpt=path))

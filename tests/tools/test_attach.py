@@ -23,7 +23,10 @@ def test_teacher_on_the_command_line_trains_a_plain_mmpretrain_config(
     ], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'loss_dist' in result.stdout
-    saved = torch.load(osp.join(tmp_path, 'work', 'epoch_1.pth'))
+    # Its own work dir, next to the student config's (`work`).
+    saved = torch.load(
+        osp.join(tmp_path, 'dist_teacher_plain', 'epoch_1.pth'),
+        weights_only=False)
     keys = list(saved['state_dict'])
     assert any(k.startswith('student.head.fc') for k in keys)
     assert not any(k.startswith('teacher.') for k in keys)

@@ -55,12 +55,12 @@ def test_file_whose_name_carries_a_hash_is_verified(server):
     save_teacher(server.root / 'tmp.pth')
     good = f'teacher-{sha256_prefix(server.root / "tmp.pth")}.pth'
     os.rename(server.root / 'tmp.pth', server.root / good)
-    (server.root / 'teacher-00000000.pth').write_bytes(
+    (server.root / 'teacher-0000000a.pth').write_bytes(
         (server.root / good).read_bytes())
 
     with pytest.raises(RuntimeError, match='(?i)hash'):
-        load_untrusted(f'{server.url}/teacher-00000000.pth')
-    assert not osp.exists(cached_path(f'{server.url}/teacher-00000000.pth'))
+        load_untrusted(f'{server.url}/teacher-0000000a.pth')
+    assert not osp.exists(cached_path(f'{server.url}/teacher-0000000a.pth'))
     assert 'state_dict' in load_untrusted(f'{server.url}/{good}')
     assert osp.isfile(cached_path(f'{server.url}/{good}'))
 
@@ -100,8 +100,7 @@ def test_zoo_schemes_resolve_to_their_cached_download(server, monkeypatch):
         load_untrusted('torchvision://resnet81')
 
 
-def test_pretrained_package_config_takes_the_metafile_url(
-        server, monkeypatch):
+def test_pretrained_package_config_takes_the_metafile_url(server, monkeypatch):
     from distkd_mm.distillers.teacher import zoo_checkpoint
     config = 'mmpretrain::resnet/resnet34_8xb32_in1k.py'
     url = zoo_checkpoint(config)

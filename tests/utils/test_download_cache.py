@@ -24,13 +24,13 @@ def sha8(path) -> str:
     return hashlib.sha256(open(path, 'rb').read()).hexdigest()[:8]
 
 
-def test_server_dropping_mid_body_without_content_length_keeps_nothing(
-        server):
+def test_server_dropping_mid_body_without_content_length_keeps_nothing(server):
     weights(server.root / 'teacher.pth', 1.)
     url = f'{server.url}/drop-nocl/teacher.pth'
     for hits in (1, 2):
-        with pytest.raises(CorruptCheckpointError,
-                           match='(?s)truncated.*Nothing was kept'):
+        with pytest.raises(
+                CorruptCheckpointError,
+                match='(?s)truncated.*Nothing was kept'):
             load_untrusted(url)
         assert os.listdir(osp.dirname(cached_path(url))) == []
         assert server.hits['/drop-nocl/teacher.pth'] == hits
@@ -58,8 +58,8 @@ def test_dates_and_step_counts_are_not_hashes(server, monkeypatch):
     for name in ('teacher-20240101.pth', 'checkpoint-100000.pth'):
         assert name_hash(name) is None
         weights(server.root / name, 3.)
-        assert load_untrusted(f'{server.url}/{name}')['state_dict']['w'][0,
-                                                                      0] == 3.
+        assert load_untrusted(f'{server.url}/{name}')['state_dict']['w'][
+            0, 0] == 3.
     assert name_hash('resnet18-f37072fd.pth') == 'f37072fd'
     assert name_hash('r34_in1k_20210831-f257d4e6.pth') == 'f257d4e6'
     monkeypatch.setenv(HASH_CHECK_ENV, '0')
@@ -114,7 +114,9 @@ def test_cache_files_follow_the_umask_and_stale_partials_go(server):
 def _download_in_rank(rank: int, url: str, port: int, torch_home: str,
                       out: str) -> None:
     os.environ.update(
-        MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), TORCH_HOME=torch_home,
+        MASTER_ADDR='127.0.0.1',
+        MASTER_PORT=str(port),
+        TORCH_HOME=torch_home,
         LOCAL_RANK=str(rank))
     torch.distributed.init_process_group('gloo', rank=rank, world_size=2)
     try:
