@@ -4,10 +4,22 @@
 _base_ = './_base_/dist_in1k_b2.py'
 
 custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models', 'distkd_mm.optim'],
+    imports=[
+        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
+        'distkd_mm.models.heads', 'distkd_mm.optim'
+    ],
     allow_failed_imports=False)
 
 model = dict(
     student=dict(
         backbone=dict(type='EfficientNet', arch='b0'),
-        head=dict(in_channels=1280)))
+        # timm's classifier init: U(-1/sqrt(1000), 1/sqrt(1000)), bias 0; no
+        # dropout (the seed's builder does not pass its `drop` to timm).
+        head=dict(
+            in_channels=1280,
+            init_cfg=dict(
+                type='Uniform',
+                layer='Linear',
+                a=-1000**-0.5,
+                b=1000**-0.5,
+                bias=0))))

@@ -3,10 +3,15 @@
 _base_ = './_base_/dist_in1k_b2.py'
 
 custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models', 'distkd_mm.optim'],
+    imports=[
+        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
+        'distkd_mm.models.heads', 'distkd_mm.optim'
+    ],
     allow_failed_imports=False)
 
 model = dict(
     student=dict(
         backbone=dict(type='MobileNetV2', widen_factor=1.0),
-        head=dict(in_channels=1280)))
+        # torchvision's classifier: Dropout(0.2) + Linear, Normal(0, 0.01).
+        head=dict(
+            type='DropoutLinearClsHead', dropout_rate=0.2, in_channels=1280)))

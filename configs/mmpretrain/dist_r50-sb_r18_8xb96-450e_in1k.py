@@ -2,10 +2,18 @@
 _base_ = './_base_/dist_in1k_b2.py'
 
 custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models', 'distkd_mm.optim'],
+    imports=[
+        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
+        'distkd_mm.models.heads', 'distkd_mm.optim'
+    ],
     allow_failed_imports=False)
 
 model = dict(
     student=dict(
-        backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
-        head=dict(in_channels=512)))
+        # torchvision's ResNet-18 init, as the seed's tv_resnet18.
+        backbone=dict(
+            type='ResNet',
+            depth=18,
+            out_indices=(3, ),
+            zero_init_residual=False),
+        head=dict(in_channels=512, init_cfg=None)))

@@ -1,5 +1,8 @@
 # DIST, ResNet-50 -> MobileNetV1 on ImageNet (the seed's baseline setting).
-# MobileNetV1 (1024-d) is ours: distkd_mm/models/mobilenet_v1.py.
+# Seed protocol: the seed's teacher, torchvision's ResNet-50 (IMAGENET1K_V1;
+# 76.16 top-1 in the seed's table), its keys remapped to mmpretrain's ResNet at
+# load time. Variant with mmpretrain's teacher:
+# dist_r50-mmpretrain_mobilenet-v1_8xb32-100e_in1k.py.
 _base_ = './_base_/dist_in1k_baseline.py'
 
 custom_imports = dict(
@@ -10,5 +13,5 @@ model = dict(
         backbone=dict(_delete_=True, type='MobileNetV1'),
         head=dict(in_channels=1024)),
     teacher='mmpretrain::resnet/resnet50_8xb32_in1k.py',
-    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
-    'resnet50_8xb32_in1k_20210831-ea4938fc.pth')
+    teacher_ckpt='torchvision://resnet50',
+    teacher_ckpt_converter='torchvision_resnet')

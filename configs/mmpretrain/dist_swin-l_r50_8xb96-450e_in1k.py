@@ -4,13 +4,21 @@
 _base_ = './_base_/dist_in1k_b2.py'
 
 custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models', 'distkd_mm.optim'],
+    imports=[
+        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
+        'distkd_mm.models.heads', 'distkd_mm.optim'
+    ],
     allow_failed_imports=False)
 
 model = dict(
     student=dict(
-        backbone=dict(type='ResNet', depth=50, out_indices=(3, )),
-        head=dict(in_channels=2048)),
+        # torchvision's ResNet-50 init, as the seed's tv_resnet50.
+        backbone=dict(
+            type='ResNet',
+            depth=50,
+            out_indices=(3, ),
+            zero_init_residual=False),
+        head=dict(in_channels=2048, init_cfg=None)),
     teacher='mmpretrain::swin_transformer/swin-large_16xb64_in1k.py',
     teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/'
     'swin-transformer/convert/'

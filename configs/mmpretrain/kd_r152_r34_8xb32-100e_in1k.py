@@ -1,6 +1,8 @@
 # KD (T=4) baseline, ResNet-152 -> ResNet-34 on ImageNet (the seed's "stronger
-# teachers" table, baseline recipe). Teacher: mmpretrain's ResNet-152
-# (78.48 top-1); the seed's torchvision weights: see README.md.
+# teachers" table, baseline recipe). Seed protocol: the seed's teacher,
+# torchvision's ResNet-152 (IMAGENET1K_V1, 78.31 top-1), its keys remapped to
+# mmpretrain's ResNet at load time. Variant with mmpretrain's teacher:
+# kd_r152-mmpretrain_r34_8xb32-100e_in1k.py.
 _base_ = './_base_/kd_in1k_baseline.py'
 
 custom_imports = dict(
@@ -9,5 +11,5 @@ custom_imports = dict(
 model = dict(
     student=dict(backbone=dict(depth=34)),
     teacher='mmpretrain::resnet/resnet152_8xb32_in1k.py',
-    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
-    'resnet152_8xb32_in1k_20210901-4d7582fa.pth')
+    teacher_ckpt='torchvision://resnet152',
+    teacher_ckpt_converter='torchvision_resnet')

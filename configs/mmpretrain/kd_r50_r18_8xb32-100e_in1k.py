@@ -1,6 +1,8 @@
 # KD (T=4) baseline, ResNet-50 -> ResNet-18 on ImageNet (the seed's "stronger
-# teachers" table, baseline recipe). Teacher: mmpretrain's ResNet-50
-# (76.55 top-1); the seed's torchvision weights: see README.md.
+# teachers" table, baseline recipe). Seed protocol: the seed's teacher,
+# torchvision's ResNet-50 (IMAGENET1K_V1, 76.13 top-1), its keys remapped to
+# mmpretrain's ResNet at load time. Variant with mmpretrain's teacher:
+# kd_r50-mmpretrain_r18_8xb32-100e_in1k.py.
 _base_ = './_base_/kd_in1k_baseline.py'
 
 custom_imports = dict(
@@ -8,5 +10,5 @@ custom_imports = dict(
 
 model = dict(
     teacher='mmpretrain::resnet/resnet50_8xb32_in1k.py',
-    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
-    'resnet50_8xb32_in1k_20210831-ea4938fc.pth')
+    teacher_ckpt='torchvision://resnet50',
+    teacher_ckpt_converter='torchvision_resnet')

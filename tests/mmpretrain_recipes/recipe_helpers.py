@@ -9,7 +9,9 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
 import distkd_mm  # noqa: F401
+import distkd_mm.datasets  # noqa: F401  (DISTRandAugment)
 import distkd_mm.models  # noqa: F401
+import distkd_mm.models.heads  # noqa: F401  (DropoutLinearClsHead)
 import distkd_mm.optim  # noqa: F401
 from distkd_mm.distillers.teacher import teacher_model_cfg
 

@@ -10,16 +10,22 @@ from mmengine.registry import DefaultScope
 from recipe_helpers import (CONFIG_DIR, CONFIGS, build_distiller, input_size,
                             load, make_batch)
 
+# Variants (`{teacher}-mmpretrain`) differ from their seed-protocol config
+# only in the teacher's checkpoint file, which these steps do not load.
+SEED_CONFIGS = [n for n in CONFIGS if '-mmpretrain_' not in n]
+
 
 def test_every_seed_family_has_configs():
-    assert len(CONFIGS) == 28, CONFIGS
-    for name in CONFIGS:
+    assert len(CONFIGS) == 42, CONFIGS
+    assert len(SEED_CONFIGS) == 27, SEED_CONFIGS
+    for name in SEED_CONFIGS:
         with open(osp.join(CONFIG_DIR, name)) as f:
             text = f.read()
-        assert "custom_imports = dict(\n    imports=['distkd_mm'" in text, name
+        assert "custom_imports = dict(\n    imports=[" in text, name
+        assert "'distkd_mm'" in text, name
 
 
-@pytest.mark.parametrize('name', CONFIGS)
+@pytest.mark.parametrize('name', SEED_CONFIGS)
 def test_config_builds_and_trains_one_step(name):
     torch.manual_seed(0)
     cfg = load(name)

@@ -8,7 +8,7 @@ import torchvision
 from mmengine.registry import MODELS, DefaultScope
 from recipe_helpers import REPO, build_distiller, load
 
-from distkd_mm.utils.checkpoint import load_weights
+from distkd_mm.utils.weights import load_weights
 from distkd_mm.utils.convert import (get_converter,
                                      torchvision_resnet_to_mmpretrain)
 
@@ -77,7 +77,7 @@ def test_unknown_converter_name_is_refused():
 
 
 def test_tv_teacher_config_loads_a_torchvision_file(tmp_path):
-    """dist_r34_r18 (the seed row): the teacher config + `torchvision_resnet`."""
+    """dist_r34_r18 (seed row): the teacher config + `torchvision_resnet`."""
     torch.manual_seed(0)
     tv = torchvision.models.resnet34().eval()
     path = tmp_path / 'resnet34-b627a593.pth'

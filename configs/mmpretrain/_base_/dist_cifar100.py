@@ -51,6 +51,13 @@ param_scheduler = dict(
     type='MultiStepLR', by_epoch=True, milestones=[150, 180, 210], gamma=0.1)
 
 train_cfg = dict(by_epoch=True, max_epochs=240, val_interval=1)
+# The seed's checkpoint manager keeps the best epochs by top-1.
+default_hooks = dict(
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        save_best='accuracy/top1',
+        rule='greater'))
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=64)

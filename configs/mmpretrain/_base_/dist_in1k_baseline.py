@@ -3,7 +3,12 @@
 # decay 1e-4 on conv/fc weights only (not on norm layers or biases), lr x0.1
 # at epochs 30/60/90, 32 images x 8 GPUs, RandomResizedCrop 224 + flip.
 # DIST on the logits: tau 1, weight 2, beside the student's CE (weight 1).
-# Leaves set the teacher (and change the student where it is not R18).
+# The student is initialised as the seed's torchvision one: no zero-init of
+# the last BN of each block, PyTorch's default Linear init for the
+# classifier (mmpretrain's own recipe uses zero-init and Normal(0.01)).
+# The best checkpoint by top-1 is kept, as the seed's checkpoint manager
+# does (validation every epoch). Leaves set the teacher (and change the
+# student where it is not R18).
 _base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
 
 custom_imports = dict(
@@ -12,7 +17,23 @@ custom_imports = dict(
 model = dict(
     _delete_=True,
     type='Distiller',
-    student={{_base_.model}},
+    student=dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='ResNet',
+            depth=18,
+            num_stages=4,
+            out_indices=(3, ),
+            style='pytorch',
+            zero_init_residual=False),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='LinearClsHead',
+            num_classes=1000,
+            in_channels=512,
+            loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+            topk=(1, 5),
+            init_cfg=None)),
     teacher=None,
     teacher_ckpt=None,
     distill_losses=dict(
@@ -25,3 +46,10 @@ optim_wrapper = dict(
     optimizer=dict(
         type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=True),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
+
+default_hooks = dict(
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        save_best='accuracy/top1',
+        rule='greater'))

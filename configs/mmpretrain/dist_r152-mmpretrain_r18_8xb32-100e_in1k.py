@@ -1,0 +1,9 @@
+# Variant of dist_r152_r18_8xb32-100e_in1k.py (not the seed's protocol): the
+# teacher is mmpretrain's ResNet-152 with its model-zoo weights (78.48 top-1,
+# stronger than the seed's torchvision teacher, 78.31).
+_base_ = './dist_r152_r18_8xb32-100e_in1k.py'
+
+model = dict(
+    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
+    'resnet152_8xb32_in1k_20210901-4d7582fa.pth',
+    teacher_ckpt_converter=None)
