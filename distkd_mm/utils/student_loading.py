@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 
 PREFIX = 'student.'
@@ -40,8 +40,11 @@ class StudentCheckpointHook(Hook):
     priority = 'VERY_HIGH'
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = runner.model
+        # DDP wrappers and `--tta` (BaseTTAModel) hold the model in `.module`;
+        # MMEngine's load unwraps both the same way.
+        if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
         state = checkpoint.get('state_dict', checkpoint)
         source = getattr(runner, '_load_from', None) or 'the checkpoint'
         shapes = {

@@ -52,16 +52,20 @@ def test_mmpretrain_train_script_logs_the_total_and_each_term(trained):
 
 
 def test_test_script_dumps_mmpretrain_predictions(trained, tmp_path):
+    """mmpretrain's flags through tools/test.py: ``--out`` predictions,
+    ``--tta`` (flip test-time augmentation around the Distiller; mmdet's
+    ``--show-dir`` is in tests/det/test_library_tools_det.py)."""
     preds = str(tmp_path / 'preds.pkl')
     result = cli([
         'tools/test.py', DIGITS,
-        osp.join(trained, 'epoch_1.pth'), '--out', preds, '--work-dir',
-        str(tmp_path), '--cfg-options', 'test_dataloader.dataset.indices=32'
+        osp.join(trained, 'epoch_1.pth'), '--out', preds, '--tta',
+        '--work-dir',
+        str(tmp_path), '--cfg-options', 'test_dataloader.dataset.indices=8'
     ], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(preds, 'rb') as f:
         dumped = pickle.load(f)
-    assert len(dumped) == 32 and 'pred_label' in dumped[0]
+    assert len(dumped) == 8 and 'pred_label' in dumped[0]
 
 
 def test_loss_curves_plot_with_mmpretrain_analyze_logs(trained, tmp_path):
