@@ -29,9 +29,14 @@ class Distiller(BaseModel):
 
     The student keeps its data preprocessor, losses and log keys, so curves
     compare with its baseline; each entry of ``distill_losses`` adds one loss
-    key. Taps are forward hooks on named submodules of either model; a tap
-    called several times in a step (a head shared by FPN levels) pairs its
-    calls in order and sums the terms. The student runs first, then the
+    key. One exception: a student key named exactly ``loss`` (mmpretrain's
+    heads) becomes ``loss_student``, so the logged ``loss`` is always the
+    optimised total. The teacher is frozen and no submodule: optimizers,
+    DDP and checkpoints see the student and connectors only.
+
+    Taps are forward hooks on named submodules of either model; a tap called
+    several times in a step (a head shared by FPN levels) pairs its calls in
+    order and sums the terms. The student runs first, then the
     teacher in ``tensor`` mode under ``no_grad``: no targets, no losses.
 
     Args:
@@ -96,7 +101,9 @@ class Distiller(BaseModel):
                  teacher_compile: Union[bool, dict] = False,
                  nonfinite_guard: bool = True,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 **unknown: Any) -> None:
+        _reject_unknown_args(unknown)
         taps = _check_distill_losses(distill_losses)
         if teacher_autocast not in (None, 'auto', *_AUTOCAST_DTYPES):
             raise ValueError(
@@ -158,13 +165,39 @@ class Distiller(BaseModel):
 
     def _exclude_teacher_from_checkpoints_and_ddp(self) -> None:
         # The teacher is rebuilt from `teacher_ckpt`; saving it would add its
-        # full size to every checkpoint.
+        # full size to every checkpoint. (It is no submodule, see
+        # `__setattr__`; these hooks also cover a subclass registering one.)
         self._register_state_dict_hook(_drop_teacher_keys)
         self.register_load_state_dict_post_hook(_forgive_teacher_keys)
-        # DDP reads this attribute: no teacher broadcast or bucket.
-        self._ddp_params_and_buffers_to_ignore = [
-            f'teacher.{name}' for name, _ in self.teacher.named_parameters()
-        ] + [f'teacher.{name}' for name, _ in self.teacher.named_buffers()]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The teacher is kept out of the module tree: whatever walks
+        # `parameters()`/`named_children()` (optimizer constructors and their
+        # `paramwise_cfg`, DDP, SyncBN conversion, parameter counts) sees the
+        # student and connectors only, exactly the trainable model.
+        if name == 'teacher' and isinstance(value, nn.Module):
+            self._modules.pop('teacher', None)
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def _apply(self, fn: Callable, recurse: bool = True) -> 'Distiller':
+        # `.to(device)`, `.cuda()`, `.half()` still reach the hidden teacher.
+        super()._apply(fn, recurse)
+        teacher = self.__dict__.get('teacher')
+        if recurse and teacher is not None:
+            teacher._apply(fn)
+        return self
+
+    def extra_repr(self) -> str:
+        return f'teacher={type(self.teacher).__name__} (frozen, no submodule)'
+
+    def _set_device(self, device: torch.device) -> None:
+        # MMEngine's `to()` tells data preprocessors their device this way.
+        super()._set_device(device)
+        teacher = self.__dict__.get('teacher')
+        if isinstance(teacher, BaseModel):
+            teacher._set_device(device)
 
     def init_weights(self) -> None:
         """Initialise the student and connectors; the teacher keeps the
@@ -211,7 +244,8 @@ class Distiller(BaseModel):
         self.student_taps.clear()
         self.teacher_taps.clear()
         try:
-            losses = self.student(inputs, data_samples, mode='loss')
+            losses = _rename_bare_loss(
+                self.student(inputs, data_samples, mode='loss'))
             clash = set(self.taps) & set(losses)
             if clash:
                 raise ValueError(f'`distill_losses` keys {sorted(clash)} are '
@@ -350,6 +384,36 @@ class Distiller(BaseModel):
                 '`model.teacher_ckpt` to the recorded one.',
                 logger='current',
                 level=logging.WARNING)
+
+
+def _reject_unknown_args(unknown: Dict[str, Any]) -> None:
+    # Options written for the student (`--cfg-options model.backbone...` on
+    # a Distiller config) land here; say where they belong.
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ValueError(
+            f'`Distiller` got unknown arguments {sorted(unknown)}: `model` '
+            'is a Distiller here, so options for the student go under '
+            f'`model.student`, e.g. `--cfg-options model.student.{name}=...`'
+            ' (and for the teacher under `model.teacher`).')
+
+
+def _rename_bare_loss(losses: Dict[str, Any]) -> Dict[str, Any]:
+    """Rename a student's key named exactly ``loss`` to ``loss_student``.
+
+    MMEngine logs the optimised total as ``loss``; a student key of that
+    very name (mmpretrain's heads return one) would overwrite the total in
+    the log. Renamed, it still counts (its name contains ``loss``).
+    """
+    if 'loss' not in losses:
+        return losses
+    if 'loss_student' in losses:
+        raise ValueError('The student returns both `loss` and '
+                         '`loss_student`; rename one of them.')
+    return {
+        ('loss_student' if k == 'loss' else k): v
+        for k, v in losses.items()
+    }
 
 
 def _teacher_source(teacher: Any, ckpt: Optional[str],
