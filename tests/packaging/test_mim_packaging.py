@@ -101,8 +101,12 @@ def test_model_index_lists_every_config_once_with_the_seeds_numbers():
     assert sorted(configs) == shipped
 
 
-def test_mim_search_lists_the_models():
-    result = run([MIM, 'search', 'distkd_mm'])
+def test_mim_search_lists_the_models_of_the_editable_install():
+    # mim 0.3.x finds a package through its distribution's location; for a
+    # PEP 660 editable install that is site-packages, which holds only its
+    # metadata: the repository goes on the path (as the README says).
+    path = os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')])
+    result = run([MIM, 'search', 'distkd_mm'], PYTHONPATH=path)
     out = result.stdout
     assert 'dist_retinanet-x101_retinanet-r50_8xb2-2x_coco' in out
     assert 'dist_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024' \
