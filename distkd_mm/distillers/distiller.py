@@ -367,15 +367,20 @@ class Distiller(BaseModel):
             return
         raise term_error(bad[0], losses[bad[0]], self.taps[bad[0]][0])
 
-    def get_extra_state(self) -> dict:
-        """Saved in every checkpoint: which teacher the run distilled."""
-        return dict(teacher_source=self.teacher_source)
+    def get_extra_state(self) -> torch.Tensor:
+        """Saved in every checkpoint: which teacher the run distilled.
+
+        As a uint8 tensor of the UTF-8 name, so that every state-dict value
+        stays a tensor for the code that iterates over them.
+        """
+        name = (self.teacher_source or '').encode()
+        return torch.tensor(list(name), dtype=torch.uint8)
 
     def set_extra_state(self, state: Any) -> None:
         """Warn loudly when a checkpoint was made with another teacher."""
-        recorded = state.get('teacher_source') if isinstance(state,
-                                                             dict) else None
-        if recorded != self.teacher_source:
+        recorded = bytes(state.tolist()).decode() if isinstance(
+            state, torch.Tensor) else None
+        if (recorded or None) != self.teacher_source:
             print_log(
                 f'!!! TEACHER MISMATCH: this checkpoint was trained with '
                 f'the teacher {recorded!r}, but this run uses '

@@ -3,10 +3,10 @@ checkpoint, teacher_strict=False counts, the resumed teacher, export's
 refusals, and the shape error that names its fix."""
 import glob
 import importlib.util
-import json
 import os
 import os.path as osp
 
+import mmengine
 import pytest
 import torch
 from distkd_testing import (REPO, cli, runner_cfg, save_teacher,
@@ -18,34 +18,36 @@ from mmengine.runner import Runner
 
 @pytest.fixture(scope='module')
 def trained(imagenet_root, tmp_path_factory):
-    """A 1-epoch Distiller run: its checkpoint and its test score."""
+    """A 1-epoch Distiller run: its teacher and checkpoint."""
     tmp = tmp_path_factory.mktemp('trained')
     teacher = save_teacher(tmp / 'teacher.pth')
     runner = Runner.from_cfg(
         runner_cfg(imagenet_root, str(tmp / 'work'),
                    tiny_distiller(teacher_ckpt=teacher), 1))
     runner.train()
-    score = runner.test()['accuracy/top1']
     return dict(
-        tmp=tmp,
-        teacher=teacher,
-        ckpt=str(tmp / 'work' / 'epoch_1.pth'),
-        score=score)
+        tmp=tmp, teacher=teacher, ckpt=str(tmp / 'work' / 'epoch_1.pth'))
 
 
 def test_test_tool_loads_the_student_of_a_distiller_checkpoint(
         trained, imagenet_root, tmp_path):
     plain = write_config(tmp_path / 'student.py', imagenet_root,
                          str(tmp_path / 'test'), tiny_classifier(4), 1)
-    dump = str(tmp_path / 'metrics.json')
-    # mmpretrain's test.py: `--out-item metrics` dumps the metrics.
-    result = cli([
-        'tools/test.py', plain, trained['ckpt'], '--out', dump, '--out-item',
-        'metrics'
-    ], tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert 'is a Distiller checkpoint: loading its' in result.stdout
-    assert json.load(open(dump))['accuracy/top1'] == trained['score']
+    exported = str(tmp_path / 'exported.pth')
+    assert cli(['tools/export_student.py', trained['ckpt'], exported],
+               tmp_path).returncode == 0
+    scores = {}
+    for name, ckpt in (('raw', trained['ckpt']), ('exported', exported)):
+        out = str(tmp_path / f'{name}.pkl')
+        # mmpretrain's test.py dumps every sample's scores with --out.
+        result = cli(['tools/test.py', plain, ckpt, '--out', out], tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        scores[name] = torch.stack(
+            [s['pred_score'] for s in mmengine.load(out)])
+        if name == 'raw':
+            assert 'is a Distiller checkpoint: loading its' in result.stdout
+    # The same trained weights (seeded random ones would differ from them).
+    assert torch.equal(scores['raw'], scores['exported'])
 
 
 def test_test_tool_refuses_a_checkpoint_that_fits_nothing(
@@ -89,14 +91,14 @@ def test_resume_with_another_teacher_warns_naming_both(trained, imagenet_root,
                                                        tmp_path):
     work = str(tmp_path / 'work')
     os.makedirs(work)
-    os.link(trained['ckpt'], osp.join(work, 'epoch_1.pth'))
+    os.link(trained['ckpt'], osp.join(work, 'epoch_3.pth'))
     with open(osp.join(work, 'last_checkpoint'), 'w') as f:
-        f.write(osp.join(work, 'epoch_1.pth'))
+        f.write(osp.join(work, 'epoch_3.pth'))
     other = save_teacher(tmp_path / 'other_teacher.pth')
     cfg = runner_cfg(imagenet_root, work, tiny_distiller(teacher_ckpt=other),
-                     2)
+                     4)
     runner = Runner.from_cfg(dict(cfg, resume=True))
-    runner.train()  # resumes (scoped allowlist) and finishes epoch 2
+    runner.train()  # resumes (scoped allowlist) and finishes epoch 4
     log = ''.join(
         open(p).read() for p in glob.glob(osp.join(work, '*', '*.log')))
     assert 'TEACHER MISMATCH' in log
