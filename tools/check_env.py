@@ -118,9 +118,11 @@ def check_mmcv_build(report: Report) -> None:
         from mmcv.ops import get_compiler_version, get_compiling_cuda_version
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err) else ''
+        why = ('this mmcv has no compiled ops (mmcv-lite, or built with '
+               'MMCV_WITH_OPS=0)' if 'mmcv._ext' in first else
+               'an mmcv built against another torch fails like this')
         report.fail(
-            f'mmcv.ops does not load ({type(err).__name__}: {first}); an '
-            'mmcv built against another torch fails like this',
+            f'mmcv.ops does not load ({type(err).__name__}: {first}); {why}',
             f'rebuild it: {SETUP_FIX} (the cached wheel is keyed by torch)')
         return
     report.info(f'mmcv ops compiled by {get_compiler_version()}, CUDA: '

@@ -37,12 +37,13 @@ trap 'rm -f "$reqs"' EXIT
 grep -v '^timm' "$ROOT/requirements.txt" > "$reqs"
 echo "[fetch] wheels for CPython $PYVER into $DIR"
 pip_ download -q "${TARGET[@]}" -r "$reqs" 'mmdet==3.3.0' \
-    'mmsegmentation==1.2.2' 'mmpretrain==1.2.0' 'setuptools>=70,<81' wheel \
-    ninja huggingface_hub safetensors pyyaml
-pip_ download -q "${TARGET[@]}" --no-deps "$(grep '^timm' "$ROOT/requirements.txt")"
+    'mmsegmentation==1.2.2' 'mmpretrain==1.2.0' 'setuptools>=70,<81' \
+    wheel 'pip>=23' ninja huggingface_hub safetensors pyyaml
+pip_ download -q "${TARGET[@]}" --no-deps \
+    "$(grep '^timm' "$ROOT/requirements.txt")"
 if [[ -n $CUDA ]]; then
     plan_reqs=$("$PY" -c "import sys; sys.path.insert(0, '$ROOT/tools')
-import mmcv_build; print(' '.join(mmcv_build.pypi_nvcc_requirements('$CUDA')))")
+import mmcv_build as m; print(' '.join(m.pypi_nvcc_requirements('$CUDA')))")
     echo "[fetch] CUDA $CUDA compiler: $plan_reqs"
     # shellcheck disable=SC2086  # a list of requirements
     pip_ download -q "${TARGET[@]}" --no-deps $plan_reqs

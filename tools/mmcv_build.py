@@ -318,7 +318,7 @@ def assemble_cuda_home(nvidia_dirs: Sequence[str], dest: str) -> str:
     only ``libcudart.so.N``. Symlinks, no copies.
 
     Args:
-        nvidia_dirs: The ``nvidia`` namespace folders, venv's first.
+        nvidia_dirs: The ``nvidia`` namespace folders in import order.
         dest: The folder to (re)create.
     """
     dest = osp.abspath(dest)
@@ -379,6 +379,33 @@ def shell_assignments(plan: Plan) -> str:
     return ''.join(f'{k}={shlex.quote(v)}\n' for k, v in values.items())
 
 
+# Installed already, or left to the machine (a headless OpenCV build).
+_NOT_REQUIRED = {'opencv-python', 'mmcv', 'mmcv-full', 'mmengine', 'torch',
+                 'torchvision'}
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r'[-_.]+', '-', name).lower()
+
+
+def dependencies_without_opencv(requires: Sequence[str]) -> List[str]:
+    """The unconditional requirements of installed OpenMMLab packages
+    (their ``Requires-Dist`` lines), less OpenCV, torch and the OpenMMLab
+    packages themselves: what ``pip install --no-deps`` left out."""
+    out = []
+    for line in requires:
+        spec, _, marker = line.partition(';')
+        if 'extra' in marker:
+            continue
+        name = re.match(r'\s*([A-Za-z0-9][A-Za-z0-9._-]*)', spec).group(1)
+        if _canonical(name) not in _NOT_REQUIRED:
+            # One shell word each; pip still reads the marker.
+            spec = re.sub(r'[\s()]', '', spec)
+            marker = re.sub(r'\s', '', marker)
+            out.append(f'{spec};{marker}' if marker else spec)
+    return sorted(set(out))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -389,8 +416,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help='shell assignments instead of JSON')
     home_p = sub.add_parser('cuda-home', help='assemble a PyPI CUDA_HOME')
     home_p.add_argument('dest')
+    reqs_p = sub.add_parser(
+        'requirements',
+        help='dependencies of installed packages, less OpenCV')
+    reqs_p.add_argument('packages', nargs='+')
     args = parser.parse_args(argv)
     try:
+        if args.command == 'requirements':
+            from importlib.metadata import requires
+            names = [re.split(r'[=<>!~ ]', p)[0] for p in args.packages]
+            lines = [r for n in names for r in requires(n) or []]
+            print(' '.join(dependencies_without_opencv(lines)))
+            return 0
         if args.command == 'cuda-home':
             import nvidia  # the namespace of the nvidia-* wheels
             print(assemble_cuda_home(list(nvidia.__path__), args.dest))
