@@ -166,8 +166,7 @@ def _fetch(url: str, path: str, check_complete: Optional[Callable],
                 'Run again to download it again.')
         if expected is None and check_complete is not None:
             check_complete(partial)
-        verify_name_hash(partial, f'The download of {url}',
-                         osp.basename(path))
+        verify_name_hash(partial, f'The download of {url}', osp.basename(path))
         os.chmod(partial, 0o666 & ~_umask())
         os.replace(partial, path)
     finally:
