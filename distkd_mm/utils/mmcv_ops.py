@@ -96,8 +96,12 @@ def cuda_ops_problem(device: Union[str, torch.device]) -> Optional[str]:
 def uses_mmcv_ops(model: nn.Module) -> bool:
     """Whether ``model`` (or a submodule) comes from a library that calls
     mmcv's compiled ops."""
-    return any(
-        type(m).__module__.startswith(_OPS_USERS) for m in model.modules())
+    modules = list(model.modules())
+    # The Distiller keeps its teacher outside the module tree.
+    teacher = getattr(model, 'teacher', None)
+    if isinstance(teacher, nn.Module):
+        modules += list(teacher.modules())
+    return any(type(m).__module__.startswith(_OPS_USERS) for m in modules)
 
 
 def check_mmcv_ops(model: nn.Module, device: Union[str, torch.device]) -> None:
@@ -120,18 +124,17 @@ def _first_tensor(args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
     return inputs if isinstance(inputs, torch.Tensor) else None
 
 
+def _check_first_forward(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    inputs = _first_tensor(args, kwargs)
+    if inputs is not None and inputs.device not in module._mmcv_ops_checked:
+        check_mmcv_ops(module, inputs.device)
+        module._mmcv_ops_checked.add(inputs.device)
+
+
 def watch_mmcv_ops(model: nn.Module) -> None:
     """Run :func:`check_mmcv_ops` at ``model``'s first forward on each
     device (training, validation and the teacher's gate all go through
     ``forward``), so a missing kernel fails with its fix before mmcv's
-    low-level error."""
-    checked = set()
-
-    def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        inputs = _first_tensor(args, kwargs)
-        if inputs is not None and inputs.device not in checked:
-            check_mmcv_ops(module, inputs.device)
-            checked.add(inputs.device)
-
-    model.register_forward_pre_hook(hook, with_kwargs=True)
-    model._mmcv_ops_checked = checked  # what has been checked, for tests
+    low-level error. A module-level hook: the model stays picklable."""
+    model._mmcv_ops_checked = set()  # the devices checked so far
+    model.register_forward_pre_hook(_check_first_forward, with_kwargs=True)
