@@ -153,8 +153,18 @@ def load_file(path: str,
         raise CorruptCheckpointError(
             f'{path!r} ({osp.getsize(path)} bytes) {_describe_bad(path)}; '
             'expected a complete PyTorch checkpoint (what torch.save '
-            f'writes). {fix} (torch said: {str(err).splitlines()[0]})'
-        ) from None
+            f'writes). {fix} (torch said: {_torch_reason(err)})') from None
+
+
+def _torch_reason(err: Exception) -> str:
+    # torch wraps unpickler errors in advice to load with
+    # weights_only=False, which is wrong for a damaged file: keep the cause.
+    text = str(err)
+    marker = 'WeightsUnpickler error: '
+    if marker in text:
+        rest = text[text.index(marker) + len(marker):].strip()
+        return rest.splitlines()[0]
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _describe_bad(path: str) -> str:
