@@ -241,8 +241,8 @@ def test_empty_input_gives_zero_loss_in_the_graph(memory_lean, shape):
     # An image without RoIs, or a batch without positions: no NaN, and the
     # student still gets a (zero) gradient, so DDP sees its parameters.
     student = torch.randn(shape, requires_grad=True)
-    loss = DISTLoss(loss_weight=2.0, memory_lean=memory_lean)(
-        student, torch.randn(shape))
+    loss = DISTLoss(
+        loss_weight=2.0, memory_lean=memory_lean)(student, torch.randn(shape))
     assert loss.dtype == torch.float32 and loss.item() == 0.
     assert loss.requires_grad
     loss.backward()
