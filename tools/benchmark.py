@@ -68,6 +68,15 @@ CASE_TITLES = dict(
     distill='(b) distillation step',
     teacher='(c) teacher, taps only',
     teacher_loss='(d) teacher, loss mode')
+# Distiller options of each --teacher-modes entry.
+TEACHER_MODES = {
+    'eager': {},
+    'fused': dict(teacher_fuse=True),
+    'compiled': dict(teacher_compile=True),
+    'fused+compiled': dict(teacher_fuse=True, teacher_compile=True),
+    # The non-finite guard switched off: its cost is eager's b minus this b.
+    'unguarded': dict(nonfinite_guard=False),
+}
 # A RetinaNet P3 classification map at 800x1216: N x (9 anchors x 80) x H x W.
 DIST_MAP = (2, 720, 100, 168)
 
@@ -137,6 +146,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--no-memory',
         action='store_true',
         help='on the CPU, time every case in this process; no memory')
+    parser.add_argument(
+        '--teacher-modes',
+        nargs='+',
+        choices=TEACHER_MODES,
+        default=['eager'],
+        help="the teacher's speed-ups to measure, each a run of every task "
+        '(default: eager)')
     parser.add_argument('--json', help='also write the results here')
     # Internal: run one case in this (fresh) process, print its result.
     parser.add_argument('--case', help=argparse.SUPPRESS)
@@ -174,9 +190,12 @@ def _strip_pretrained(cfg: object) -> None:
             _strip_pretrained(value)
 
 
-def build_distiller(task: Task, size: Tuple[int, int],
-                    device: str) -> torch.nn.Module:
-    """The config's Distiller with random weights, on ``device``."""
+def build_distiller(task: Task,
+                    size: Tuple[int, int],
+                    device: str,
+                    mode: str = 'eager') -> torch.nn.Module:
+    """The config's Distiller with random weights, on ``device``, its
+    teacher run as ``mode`` says (a key of ``TEACHER_MODES``)."""
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope
     from mmengine.utils import import_modules_from_strings
@@ -190,6 +209,7 @@ def build_distiller(task: Task, size: Tuple[int, int],
     model_cfg = cfg.model
     model_cfg.teacher_ckpt = None
     model_cfg.teacher_pretrained = False
+    model_cfg.update(TEACHER_MODES[mode])
     if 'data_preprocessor' in cfg:  # as the Runner passes it
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     _strip_pretrained(model_cfg.student)
@@ -379,20 +399,31 @@ def measure(fn: Callable[[], object], steps: int, warmup: int, device: str,
 
 
 # ------------------------------------------------------------------ tasks
+def split_name(name: str) -> Tuple[str, str]:
+    """``'cls@fused'`` -> ``('cls', 'fused')``; no ``@`` is eager."""
+    task, _, mode = name.partition('@')
+    return task, mode or 'eager'
+
+
 def task_cases(name: str) -> List[str]:
     """The cases of a task, in the order they run: loss mode first, while
-    the teacher still has its default (not channels-last) layout."""
+    the teacher still has its default (not channels-last) layout; loss mode
+    is the eager teacher's only."""
+    task, mode = split_name(name)
     cases = ['student', 'teacher', 'distill']
-    return ['teacher_loss', *cases] if TASKS[name].kind == 'det' else cases
+    if TASKS[task].kind == 'det' and mode == 'eager':
+        return ['teacher_loss', *cases]
+    return cases
 
 
 def bench_task(name: str, cases: List[str],
                args: argparse.Namespace) -> Dict[str, dict]:
     """Build the task's Distiller once and measure ``cases`` in this
     process."""
-    task = TASKS[name]
+    task, mode = split_name(name)
+    task = TASKS[task]
     size = scaled_size(task.size, args.scale)
-    model = build_distiller(task, size, args.device)
+    model = build_distiller(task, size, args.device, mode)
     batch = make_batch(task.kind, args.batch or task.batch, size)
     data = model.data_preprocessor(batch, True)
     results = {}
@@ -417,10 +448,13 @@ def run_task(name: str, args: argparse.Namespace) -> dict:
         results = {case: run_child(f'{name}:{case}', args) for case in cases}
     else:
         results = bench_task(name, cases, args)
-    task = TASKS[name]
+    task = TASKS[split_name(name)[0]]
     size = scaled_size(task.size, args.scale)
     ms = {case: r['ms'] for case, r in results.items()}
-    ratios = {'b/(a+c)': ms['distill'] / (ms['student'] + ms['teacher'])}
+    ratios = {
+        'b/(a+c)': ms['distill'] / (ms['student'] + ms['teacher']),
+        'b/a': ms['distill'] / ms['student']
+    }
     if 'teacher_loss' in ms:
         ratios['d/c'] = ms['teacher_loss'] / ms['teacher']
     return dict(
@@ -511,22 +545,23 @@ def _last_line(err: Exception) -> str:
 
 
 def print_tasks(tasks: Dict[str, dict]) -> None:
-    print(f'{"task":<12} {"input":<15} {"case":<24} {"ms/step":>9} '
+    print(f'{"task":<26} {"input":<15} {"case":<24} {"ms/step":>9} '
           f'{"peak MiB":>9}')
     failed = {name: res for name, res in tasks.items() if 'error' in res}
     tasks = {name: res for name, res in tasks.items() if name not in failed}
     for name, res in failed.items():
-        print(f'{name:<12} failed: {res["error"]}')
+        print(f'{name:<26} failed: {res["error"]}')
     for name, res in tasks.items():
         shape = 'x'.join(map(str, res['input']))
         for case, r in res['cases'].items():
-            print(f'{name:<12} {shape:<15} {CASE_TITLES[case]:<24} '
+            print(f'{name:<26} {shape:<15} {CASE_TITLES[case]:<24} '
                   f'{r["ms"]:>9.1f} {_mib(r["peak_mib"]):>9}')
             name = shape = ''
-    print(f'\n{"ratios":<12} {"b/(a+c)":>9} {"d/c":>9}')
+    print(f'\n{"ratios":<26} {"b/(a+c)":>9} {"b/a":>9} {"d/c":>9}')
     for name, res in tasks.items():
         ratio = res['ratios'].get('d/c')
-        print(f'{name:<12} {res["ratios"]["b/(a+c)"]:>9.2f} '
+        print(f'{name:<26} {res["ratios"]["b/(a+c)"]:>9.2f} '
+              f'{res["ratios"]["b/a"]:>9.2f} '
               f'{"-" if ratio is None else f"{ratio:.2f}":>9}')
 
 
@@ -584,9 +619,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
             batch=args.batch,
             steps=args.steps,
             warmup=args.warmup,
-            amp=args.amp),
+            amp=args.amp,
+            teacher_modes=args.teacher_modes),
         tasks={})
-    for name in args.tasks:
+    names = [
+        task if mode == 'eager' else f'{task}@{mode}'
+        for mode in args.teacher_modes for task in args.tasks
+    ]
+    for name in names:
         print(f'running {name} ...', file=sys.stderr, flush=True)
         try:
             results['tasks'][name] = run_task(name, args)

@@ -185,11 +185,9 @@ class FastTeacher:
         except torch.OutOfMemoryError:
             raise
         except Exception as err:  # compilers raise many types
-            first = (str(err).strip().splitlines() or [''])[0]
             _log(
                 'distkd_mm: compiling the teacher backbone failed '
-                f'({type(err).__name__}: {first}); running it eagerly.',
-                'warning')
+                f'({_root_cause(err)}); running it eagerly.', 'warning')
             del self.compiled.forward  # back to the class's eager forward
             self.compiled = None
             recorder.clear()
@@ -250,6 +248,18 @@ class FastTeacher:
         self.compiled = backbone
         _log('distkd_mm: `teacher_compile`: the teacher backbone is '
              'compiled at its first forward (the first step takes longer).')
+
+
+def _root_cause(err: BaseException) -> str:
+    """The exception a compiler wrapped, in one line."""
+    # Dynamo keeps the backend's own error as `inner_exception`.
+    while True:
+        inner = err.__cause__ or getattr(err, 'inner_exception', None)
+        if not isinstance(inner, BaseException):
+            break
+        err = inner
+    first = (str(err).strip().splitlines() or [''])[0]
+    return f'{type(err).__name__}: {first}'
 
 
 def _fp32(teacher: nn.Module):

@@ -63,6 +63,18 @@ def test_every_task_builds_and_steps(tmp_path):
     assert 'b/(a+c)' in stdout and '(d) teacher, loss mode' in stdout
 
 
+def test_teacher_modes_run_the_task_again_with_a_folded_teacher(tmp_path):
+    out = tmp_path / 'bench.json'
+    run_benchmark('--no-memory', *TINY, '--tasks', 'cls', '--teacher-modes',
+                  'eager', 'fused', '--json', str(out))
+    tasks = json.loads(out.read_text())['tasks']
+    assert set(tasks) == {'cls', 'cls@fused'}
+    assert set(tasks['cls@fused']['cases']) == {
+        'student', 'teacher', 'distill'
+    }
+    assert tasks['cls@fused']['ratios']['b/a'] > 0
+
+
 def test_cpu_case_runs_in_a_fresh_process_and_measures_memory():
     stdout = run_benchmark('--case', 'cls:student', '--device', 'cpu', *TINY)
     line = [ln for ln in stdout.splitlines() if ln.startswith('BENCHMARK')]
@@ -116,40 +128,28 @@ def run_gpu_check(*args: str, **env: str) -> subprocess.CompletedProcess:
                           })
 
 
-def test_gpu_check_syntax_and_dry_run(tmp_path):
+def test_gpu_check_dry_run_lists_the_stages_it_would_run(tmp_path):
     assert subprocess.run(['bash', '-n', GPU_CHECK]).returncode == 0
     wheels = tmp_path / 'wheels'
     wheels.mkdir()
-    for name in ('mmengine-0.10.7-py3-none-any.whl',
-                 'mmdet-3.3.0-py3-none-any.whl',
-                 'mmsegmentation-1.2.2-py3-none-any.whl',
-                 'mmpretrain-1.2.0-py2.py3-none-any.whl',
-                 'addict-2.4.0-py3-none-any.whl',
-                 'yapf-0.43.0-py3-none-any.whl',
-                 'termcolor-3.3.0-py3-none-any.whl',
-                 'terminaltables-3.1.10-py2.py3-none-any.whl',
-                 'mat4py-0.6.0-py2.py3-none-any.whl',
-                 'modelindex-0.0.2-py3-none-any.whl',
-                 'ordered_set-4.1.0-py3-none-any.whl',
-                 'prettytable-3.18.0-py3-none-any.whl',
-                 'ftfy-6.3.1-py3-none-any.whl',
-                 'regex-2026.1.1-cp312-cp312-manylinux2014_x86_64.whl',
-                 'shapely-2.2.0-cp312-cp312-manylinux_2_28_x86_64.whl',
-                 'pycocotools-2.0.11-cp312-abi3-manylinux2014_x86_64.whl',
-                 'setuptools-80.10.2-py3-none-any.whl', 'mmcv-2.1.0.tar.gz'):
-        (wheels / name).touch()
     out = str(tmp_path / 'out')
     proc = run_gpu_check('--dry-run', str(wheels), OUT=out)
     assert proc.returncode == 0, proc.stderr
-    assert 'warning' not in proc.stderr
-    assert 'MMCV_WITH_OPS=1 FORCE_CUDA=1' in proc.stdout
-    assert 'tools/benchmark.py --device cuda --amp --dist-memory' in (
-        proc.stdout)
+    assert ('tools/setup_env.sh --system-torch --find-links '
+            f'{wheels} --no-index') in proc.stdout
+    assert '--teacher-modes eager fused fused+compiled' in proc.stdout
+    assert 'tests/gpu/train_smoke.py' in proc.stdout
     assert not osp.exists(out)  # a dry run creates nothing
-    # A missing wheel is named, and stops a real run before anything.
-    (wheels /
-     'pycocotools-2.0.11-cp312-abi3-manylinux2014_x86_64.whl').unlink()
-    proc = run_gpu_check(str(wheels), OUT=out)
+    proc = run_gpu_check('--dry-run', '--stages', 'check bench', str(wheels),
+                         OUT=out)
+    assert 'check_env.py' in proc.stdout and '--dist-memory' in proc.stdout
+    assert 'setup_env.sh' not in proc.stdout
+    assert 'train_smoke' not in proc.stdout
+
+
+def test_gpu_check_names_the_fetch_command_for_a_missing_wheels_folder(
+        tmp_path):
+    proc = run_gpu_check(str(tmp_path / 'nowhere'), OUT=str(tmp_path / 'o'))
     assert proc.returncode == 1
-    assert 'pycocotools-*cp312*.whl' in proc.stderr
-    assert '--fetch-wheels' in proc.stderr and not osp.exists(out)
+    assert 'tools/fetch_wheels.sh' in proc.stderr
+    assert not osp.exists(tmp_path / 'o')
