@@ -218,14 +218,46 @@ fi
 plan  # early: it refuses an unsupported torch or a bad MMCV_CUDA
 say "mmcv build: $PLAN_SUMMARY"
 
+# A cluster image often has OpenCV as opencv-python-headless, while
+# mmengine and mmcv ask for opencv-python by name: pip would add a second
+# OpenCV (70 MB, and a download an offline node cannot make). Then the
+# OpenMMLab packages install without their declared dependencies, and
+# those, less OpenCV, explicitly.
+OPENCV_ELSEWHERE=0
+if ((SYSTEM_TORCH)) && "$VENV/bin/python" -c 'import cv2' 2>/dev/null &&
+    ! "$VENV/bin/python" -c 'from importlib.metadata import version
+version("opencv-python")' 2>/dev/null; then
+    OPENCV_ELSEWHERE=1
+    say "OpenCV is installed as another distribution; not adding opencv-python"
+fi
+
+# install_openmmlab REQ...: pip install, keeping the machine's OpenCV.
+install_openmmlab() {
+    if ((OPENCV_ELSEWHERE == 0)); then
+        pip_ install -q "$@"
+        return
+    fi
+    pip_ install -q --no-deps "$@"
+    local deps
+    deps=$("$VENV/bin/python" "$ROOT/tools/mmcv_build.py" requirements "$@")
+    # shellcheck disable=SC2086  # a list of requirements
+    [[ -z $deps ]] || pip_ install -q $deps
+}
+
 say "installing mmengine and pure-python dependencies"
-pip_ install -q -r "$ROOT/requirements.txt"
+grep -v '^mmengine' "$ROOT/requirements.txt" > "$VENV/.distkd_requirements"
+pip_ install -q -r "$VENV/.distkd_requirements"
+install_openmmlab "$(grep '^mmengine' "$ROOT/requirements.txt")"
 
 ensure_mmcv
 
 say "installing mmdet, mmsegmentation and mmpretrain"
-pip_ install -q 'mmdet==3.3.0' 'mmsegmentation==1.2.2' 'mmpretrain==1.2.0' \
-    "${TORCH_PINS[@]}" "mmcv==$MMCV_VERSION"
+if ((OPENCV_ELSEWHERE)); then
+    install_openmmlab 'mmdet==3.3.0' 'mmsegmentation==1.2.2' 'mmpretrain==1.2.0'
+else
+    pip_ install -q 'mmdet==3.3.0' 'mmsegmentation==1.2.2' \
+        'mmpretrain==1.2.0' "${TORCH_PINS[@]}" "mmcv==$MMCV_VERSION"
+fi
 
 say "installing distkd_mm in editable mode"
 pip_ install -q --no-deps --no-build-isolation -e "$ROOT"

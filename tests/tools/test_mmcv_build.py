@@ -283,3 +283,14 @@ def test_setup_env_options(tmp_path):
     proc = setup('--system-torch', venv=venv)
     assert proc.returncode == 1
     assert 'was made without --system-torch' in proc.stderr
+
+
+def test_headless_opencv_keeps_every_other_dependency(mb):
+    requires = [
+        'addict', 'opencv-python>=3', 'mmcv (<2.2.0,>=2.0.0rc4)',
+        'regex ; sys_platform == "win32"', 'pytest ; extra == "tests"',
+        'mmengine>=0.7.1', 'Shapely', 'torch>=1.8'
+    ]
+    assert mb.dependencies_without_opencv(requires) == [
+        'Shapely', 'addict', 'regex;sys_platform=="win32"'
+    ]
