@@ -183,6 +183,20 @@ elif ((SYSTEM_TORCH)) && ! grep -qi 'include-system-site-packages *= *true' \
     die "$VENV was made without --system-torch; give a new DISTKD_VENV" \
         "or remove it"
 fi
+if ((SYSTEM_TORCH)); then
+    # A venv's --system-site-packages reaches the base interpreter only. When
+    # $PY itself runs in a venv (a container's /opt/torch/.venv, a conda
+    # env's venv), its packages are made visible through a .pth file.
+    parent=$("$PY" -c 'import site, sys
+if sys.prefix != sys.base_prefix:
+    print("\n".join(site.getsitepackages()))')
+    if [[ -n $parent ]]; then
+        purelib=$("$VENV/bin/python" -c \
+            'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+        printf '%s\n' "$parent" > "$purelib/_distkd_parent_env.pth"
+        say "--system-torch: $PY runs in a venv; its packages are visible"
+    fi
+fi
 printf '%s\n' "${ARGS[*]}" > "$ARGS_FILE"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 # This machine's pip config lists local indexes that may be absent; pip
