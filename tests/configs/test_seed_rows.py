@@ -144,6 +144,8 @@ def test_seed_row_config_resolves_to_the_seed(name):
     assert head.get('dropout_rate') == dropout
     if dropout is not None:
         assert head.type == 'DropoutLinearClsHead'
+    # The seed's teachers ran in fp32 (README: teacher precision).
+    assert cfg.model.teacher_autocast is None
     metric, interval = best
     hook = cfg.default_hooks.checkpoint
     assert (hook.save_best, hook.rule) == (metric, 'greater')
@@ -244,8 +246,9 @@ def test_seed_protocol_seg_config_resolves_to_the_seed(name):
     assert pre.bgr_to_rgb is not seed['bgr']
     steps = {s.type: s for s in cfg.train_dataloader.dataset.pipeline}
     assert 'PhotoMetricDistortion' not in steps
+    # Whole-pixel target sizes: within 1 px of the seed's factor x 2048.
     assert [w / 2048 for w, _ in steps['RandomChoiceResize'].scales
-            ] == pytest.approx(seed['scales'])
+            ] == pytest.approx(seed['scales'], abs=1 / 2048)
     assert steps['RandomCrop'].crop_size == seed['crop']
     assert steps['RandomCrop'].cat_max_ratio == 1.0
     student = cfg.model.student
@@ -265,3 +268,15 @@ def test_seed_protocol_seg_config_resolves_to_the_seed(name):
     taps = cfg.model.distill_losses
     assert (taps.loss_dist.loss.loss_weight,
             taps.loss_dist_aux.loss.loss_weight) == seed['dist_weights']
+    assert cfg.model.teacher_autocast is None
+
+
+@pytest.mark.parametrize('name', [
+    'dist_retinanet-x101_retinanet-r50_8xb2-2x_coco.py',
+    'dist-mimic_retinanet-x101_retinanet-r50_8xb2-2x_coco.py',
+    'dist_cascade-mask-rcnn-x101_faster-rcnn-r50_8xb2-2x_coco.py',
+    'dist-mimic_cascade-mask-rcnn-x101_faster-rcnn-r50_8xb2-2x_coco.py',
+])
+def test_detection_seed_rows_run_the_teacher_in_fp32(name):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'mmdet', name))
+    assert cfg.model.teacher_autocast is None

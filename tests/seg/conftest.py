@@ -117,13 +117,18 @@ RESNET18_V1C = 'resnet18_v1c'
 def _resnet18_v1c_home(tmp_path_factory) -> tuple:
     from mmengine.runner.checkpoint import get_external_models
     from mmseg.models.backbones import ResNetV1c
+
+    from distkd_mm.utils.download import cached_path
     url = get_external_models()[RESNET18_V1C]
     home = str(tmp_path_factory.mktemp('torch_home'))
     folder = osp.join(home, 'hub', 'checkpoints')
     os.makedirs(folder)
     torch.manual_seed(1)
     state = ResNetV1c(depth=18).state_dict()
-    torch.save(state, osp.join(folder, osp.basename(url)))
+    # Where distkd_mm's download cache keeps this URL (keyed by the URL).
+    path = cached_path(url, folder)
+    os.makedirs(osp.dirname(path))
+    torch.save(state, path)
     return home, state
 
 
@@ -132,14 +137,17 @@ def offline_resnet18_v1c(_resnet18_v1c_home, tmp_path, monkeypatch) -> dict:
     """Serve ``open-mmlab://resnet18_v1c`` from a temporary torch hub cache.
 
     The R18 students' recipes load it through ``init_cfg``; with a random
-    state dict under the cached file name, mmengine's real loading path
-    (openmmlab.json -> URL -> torch.hub cache) runs without a network.
+    state dict where the download cache keeps that URL, the real loading
+    path (mmengine's openmmlab.json -> URL -> distkd_mm's URL-keyed cache
+    in torch hub's folder) runs without a network.
 
     Returns:
         The state dict the students' backbones should end up with.
     """
     home, state = _resnet18_v1c_home
     monkeypatch.setenv('TORCH_HOME', home)
+    # A stand-in file cannot have the hash its URL's file name pins.
+    monkeypatch.setenv('DISTKD_MM_HASH_CHECK', '0')
     monkeypatch.setenv('MMENGINE_HOME', str(tmp_path / 'mmengine_home'))
     assert torch.hub.get_dir() == osp.join(home, 'hub')
     return state

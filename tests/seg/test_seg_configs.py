@@ -105,6 +105,5 @@ def test_seg_config_trains_and_evaluates_miou(config, head, cityscapes_root,
     assert 'val/mIoU' in scalars
     miou = scalars['val/mIoU'].current()
     assert 0 <= miou <= 100
-    ckpt = torch.load(
-        osp.join(cfg.work_dir, 'iter_2.pth'), weights_only=False)
+    ckpt = torch.load(osp.join(cfg.work_dir, 'iter_2.pth'), weights_only=False)
     assert not any(k.startswith('teacher.') for k in ckpt['state_dict'])
