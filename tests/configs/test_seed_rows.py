@@ -247,8 +247,8 @@ def test_seed_protocol_seg_config_resolves_to_the_seed(name):
     steps = {s.type: s for s in cfg.train_dataloader.dataset.pipeline}
     assert 'PhotoMetricDistortion' not in steps
     # Whole-pixel target sizes: within 1 px of the seed's factor x 2048.
-    assert [w / 2048 for w, _ in steps['RandomChoiceResize'].scales
-            ] == pytest.approx(seed['scales'], abs=1 / 2048)
+    factors = [w / 2048 for w, _ in steps['RandomChoiceResize'].scales]
+    assert factors == pytest.approx(seed['scales'], abs=1 / 2048)
     assert steps['RandomCrop'].crop_size == seed['crop']
     assert steps['RandomCrop'].cat_max_ratio == 1.0
     student = cfg.model.student

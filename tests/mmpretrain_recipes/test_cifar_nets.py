@@ -112,8 +112,8 @@ def test_converted_file_also_loads_with_the_config_converter(tmp_path):
     seed_file = tmp_path / 'seed.pth'
     torch.save(dict(model=net.state_dict()), seed_file)
     _converter_tool().convert(str(seed_file), str(tmp_path / 'mm.pth'))
-    from distkd_mm.utils.weights import load_weights
     from distkd_mm.utils.convert import get_converter
+    from distkd_mm.utils.weights import load_weights
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(_classifier(cfg))
     # Idempotent: already-prefixed keys stay as they are.

@@ -8,9 +8,9 @@ import torchvision
 from mmengine.registry import MODELS, DefaultScope
 from recipe_helpers import REPO, build_distiller, load
 
-from distkd_mm.utils.weights import load_weights
 from distkd_mm.utils.convert import (get_converter,
                                      torchvision_resnet_to_mmpretrain)
+from distkd_mm.utils.weights import load_weights
 
 
 def _mm_resnet(depth: int) -> torch.nn.Module:
