@@ -26,14 +26,17 @@ def _torch_home(tmp_path_factory) -> str:
     """A torch home holding a random ResNet-50 in torchvision's layout."""
     import torchvision
     from mmengine.runner.checkpoint import get_torchvision_models
+
+    from distkd_mm.utils.download import cached_path
     home = str(tmp_path_factory.mktemp('torch_home'))
     folder = osp.join(home, 'hub', 'checkpoints')
     os.makedirs(folder)
-    # The file name MMEngine downloads `torchvision://resnet50` to.
+    # Where distkd_mm's download cache keeps `torchvision://resnet50`'s URL.
     url = get_torchvision_models()['resnet50']
+    path = cached_path(url, folder)
+    os.makedirs(osp.dirname(path))
     torch.manual_seed(0)
-    torch.save(torchvision.models.resnet50().state_dict(),
-               osp.join(folder, osp.basename(url)))
+    torch.save(torchvision.models.resnet50().state_dict(), path)
     return home
 
 
@@ -46,6 +49,8 @@ def offline_resnet50(_torch_home, monkeypatch) -> str:
     loading path runs.
     """
     monkeypatch.setenv('TORCH_HOME', _torch_home)
+    # A stand-in file cannot have the hash its URL's file name pins.
+    monkeypatch.setenv('DISTKD_MM_HASH_CHECK', '0')
     return _torch_home
 
 
