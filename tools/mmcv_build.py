@@ -380,8 +380,9 @@ def shell_assignments(plan: Plan) -> str:
 
 
 # Installed already, or left to the machine (a headless OpenCV build).
-_NOT_REQUIRED = {'opencv-python', 'mmcv', 'mmcv-full', 'mmengine', 'torch',
-                 'torchvision'}
+_NOT_REQUIRED = {
+    'opencv-python', 'mmcv', 'mmcv-full', 'mmengine', 'torch', 'torchvision'
+}
 
 
 def _canonical(name: str) -> str:
@@ -417,8 +418,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     home_p = sub.add_parser('cuda-home', help='assemble a PyPI CUDA_HOME')
     home_p.add_argument('dest')
     reqs_p = sub.add_parser(
-        'requirements',
-        help='dependencies of installed packages, less OpenCV')
+        'requirements', help='dependencies of installed packages, less OpenCV')
     reqs_p.add_argument('packages', nargs='+')
     args = parser.parse_args(argv)
     try:
