@@ -294,3 +294,21 @@ def test_headless_opencv_keeps_every_other_dependency(mb):
     assert mb.dependencies_without_opencv(requires) == [
         'Shapely', 'addict', 'regex;sys_platform=="win32"'
     ]
+
+
+def test_openmmlab_dependencies_without_opencv(mb):
+    # What --system-torch installs after `pip install --no-deps` when the
+    # machine's OpenCV is another distribution (opencv-python-headless).
+    requires = [
+        'addict', 'opencv-python >=3', 'numpy (<2.0,>=1.19)',
+        'mmcv <2.2.0,>=2.0.0rc4', 'torch', 'pytest ; extra == "tests"',
+        'importlib-metadata ; python_version < "3.10"', 'Opencv_Python'
+    ]
+    assert mb.dependencies_without_opencv(requires) == [
+        'addict', 'importlib-metadata;python_version<"3.10"',
+        'numpy<2.0,>=1.19'
+    ]
+    from importlib.metadata import requires as installed
+    deps = mb.dependencies_without_opencv(installed('mmengine'))
+    assert 'addict' in deps
+    assert not any(d.lower().startswith('opencv') for d in deps)
