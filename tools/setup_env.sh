@@ -116,6 +116,9 @@ build_mmcv() {
     fi
     (
         cd "$src"
+        # torch builds in parallel (MAX_JOBS) only when `ninja` is on PATH;
+        # the venv's ninja is not unless the venv is active.
+        export PATH="$VENV/bin:$PATH"
         export MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
         if ((PLAN_CUDA)); then
             export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$PLAN_ARCH_LIST"
