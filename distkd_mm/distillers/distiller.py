@@ -289,9 +289,8 @@ class Distiller(BaseModel):
                 self._teacher_is_channels_last = True
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), precision:
-            self.fast_teacher(
-                lambda: self._call_teacher(inputs, data_samples),
-                self.teacher_taps)
+            self.fast_teacher(lambda: self._call_teacher(inputs, data_samples),
+                              self.teacher_taps)
 
     def _call_teacher(self, inputs: torch.Tensor,
                       data_samples: Optional[List]) -> None:
@@ -505,12 +504,12 @@ def _check_shapes(s: torch.Tensor, t: torch.Tensor, name: str, s_path: str,
         raise RuntimeError(
             f'{name}: student tap {s_path!r} output of shape '
             f'{tuple(s.shape)} does not match teacher tap {t_path!r} '
-            f'output of shape {tuple(t.shape)} (call {call}). ' + (
-                f'Only the spatial sizes differ: set `resize_teacher=True` in '
-                f'`distill_losses.{name}` to resize the teacher map to the '
-                "student's size." if _only_spatial_differs(s, t) else
-                'Tap modules whose outputs line up, e.g. heads with the '
-                'same classes.'))
+            f'output of shape {tuple(t.shape)} (call {call}). ' +
+            (f'Only the spatial sizes differ: set `resize_teacher=True` in '
+             f'`distill_losses.{name}` to resize the teacher map to the '
+             "student's size." if _only_spatial_differs(s, t) else
+             'Tap modules whose outputs line up, e.g. heads with the '
+             'same classes.'))
 
 
 def _only_spatial_differs(s: torch.Tensor, t: torch.Tensor) -> bool:

@@ -128,12 +128,13 @@ def _tap_outputs(recorder) -> List[torch.Tensor]:
 def _same(ref: Sequence[torch.Tensor], new: Sequence[torch.Tensor]) -> bool:
     if len(ref) != len(new):
         return False
-    return all(
-        a.shape == b.shape
-        and torch.allclose(a, b, rtol=_FOLD_RTOL, atol=_FOLD_ATOL * max(
-            1.0,
-            a.abs().max().item() if a.numel() else 1.0))
-        for a, b in zip(ref, new))
+    return all(a.shape == b.shape and torch.allclose(
+        a,
+        b,
+        rtol=_FOLD_RTOL,
+        atol=_FOLD_ATOL * max(1.0,
+                              a.abs().max().item() if a.numel() else 1.0))
+               for a, b in zip(ref, new))
 
 
 class FastTeacher:
@@ -152,8 +153,8 @@ class FastTeacher:
         taps: The teacher's tap paths.
     """
 
-    def __init__(self, teacher: nn.Module, fuse: bool,
-                 compile: Any, taps: Sequence[str]) -> None:
+    def __init__(self, teacher: nn.Module, fuse: bool, compile: Any,
+                 taps: Sequence[str]) -> None:
         if not isinstance(fuse, bool):
             raise TypeError(f'`teacher_fuse` should be a bool, but got '
                             f'{fuse!r}.')
@@ -232,16 +233,18 @@ class FastTeacher:
     def _compile(self) -> None:
         backbone = getattr(self.teacher, 'backbone', None)
         if not isinstance(backbone, nn.Module):
-            _log('distkd_mm: `teacher_compile`: the teacher has no '
-                 '`backbone`; running it eagerly.', 'warning')
+            _log(
+                'distkd_mm: `teacher_compile`: the teacher has no '
+                '`backbone`; running it eagerly.', 'warning')
             return
         inside = [t for t in self.taps if t.split('.')[0] in ('', 'backbone')]
         if inside:
-            _log(f'distkd_mm: `teacher_compile`: teacher taps {inside} lie '
-                 'in the backbone; running it eagerly.', 'warning')
+            _log(
+                f'distkd_mm: `teacher_compile`: teacher taps {inside} lie '
+                'in the backbone; running it eagerly.', 'warning')
             return
-        options = self.compile_options if isinstance(
-            self.compile_options, dict) else {}
+        options = self.compile_options if isinstance(self.compile_options,
+                                                     dict) else {}
         # An instance attribute shadows the class's forward and is simply
         # deleted to fall back; taps outside the backbone keep their hooks.
         backbone.forward = torch.compile(backbone.forward, **options)

@@ -16,8 +16,8 @@ from distkd_mm.distillers.recorder import Recorder
 @pytest.fixture
 def logs(monkeypatch):
     messages = []
-    monkeypatch.setattr(fast_teacher, '_log',
-                        lambda msg, level='info': messages.append(msg))
+    monkeypatch.setattr(
+        fast_teacher, '_log', lambda msg, level='info': messages.append(msg))
     return messages
 
 
@@ -61,10 +61,7 @@ def test_folded_teacher_gives_the_unfolded_logits_and_loss(make_batch, logs):
     assert len(fast.fast_teacher.folded) == bns > 0
     assert not any(isinstance(m, _BatchNorm) for m in fast.teacher.modules())
     torch.testing.assert_close(
-        _teacher_logits(fast, data['inputs']),
-        expected,
-        rtol=1e-5,
-        atol=1e-5)
+        _teacher_logits(fast, data['inputs']), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(
         fast_loss['loss_dist'], plain_loss['loss_dist'], rtol=1e-5, atol=0)
     assert any(f'folded {bns} BatchNorms' in m for m in logs)
@@ -150,9 +147,8 @@ def test_compile_is_skipped_when_a_tap_is_in_the_backbone(logs):
 
     assert model.fast_teacher.compiled is None
     assert any("taps ['backbone']" in m for m in logs)
-    torch.testing.assert_close(
-        model.teacher_taps.outputs['backbone'][0][0],
-        teacher.backbone(x)[0])
+    torch.testing.assert_close(model.teacher_taps.outputs['backbone'][0][0],
+                               teacher.backbone(x)[0])
 
 
 @pytest.mark.parametrize('kwargs, match', [

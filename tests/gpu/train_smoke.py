@@ -50,8 +50,8 @@ def cls(work: str) -> str:
     """The digits demo: a teacher, then a DIST student from it."""
     teacher_dir = osp.join(work, 'digits_teacher')
     epochs = 'train_cfg.max_epochs=2'
-    train(osp.join(REPO, 'configs/demo/digits_teacher.py'), teacher_dir,
-          epochs)
+    train(
+        osp.join(REPO, 'configs/demo/digits_teacher.py'), teacher_dir, epochs)
     ckpt = osp.join(teacher_dir, 'epoch_2.pth')
     train(
         osp.join(REPO, 'configs/demo/digits_dist.py'),
@@ -62,8 +62,7 @@ def cls(work: str) -> str:
 def det(work: str) -> None:
     """RetinaNet X101 -> R50 DIST on generated COCO data."""
     from det_helpers import (RETINA_DIST, TRAIN_SIZES, VAL_SIZES,
-                             build_config_teacher, det_runner_cfg,
-                             write_coco)
+                             build_config_teacher, det_runner_cfg, write_coco)
     root = osp.join(work, 'coco')
     write_coco(root, 'train', TRAIN_SIZES, seed=0)
     write_coco(root, 'val', VAL_SIZES, seed=1)
@@ -89,8 +88,7 @@ def seg(work: str) -> None:
     write_cityscapes(root, 'val', 2, 128, 256, seed=1)
     config = osp.join(CONFIGS, DEEPLAB)
     ckpt = osp.join(work, 'seg_teacher.pth')
-    torch.save({'state_dict': build_config_teacher(config).state_dict()},
-               ckpt)
+    torch.save({'state_dict': build_config_teacher(config).state_dict()}, ckpt)
     cfg = Config.fromfile(config)
     shrink(cfg, root)
     cfg.model.teacher_ckpt = ckpt
@@ -107,19 +105,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir')
     parser.add_argument(
-        '--tasks', nargs='+', default=['cls', 'det', 'seg'],
+        '--tasks',
+        nargs='+',
+        default=['cls', 'det', 'seg'],
         choices=['cls', 'det', 'seg'])
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    print('torch', torch.__version__, 'cuda available',
-          torch.cuda.is_available(), flush=True)
+    print(
+        'torch',
+        torch.__version__,
+        'cuda available',
+        torch.cuda.is_available(),
+        flush=True)
     failed = []
     for task in args.tasks:
         start = time.perf_counter()
         try:
             globals()[task](osp.join(args.work_dir, task))
-            print(f'== train_smoke: {task} ok in '
-                  f'{time.perf_counter() - start:.0f} s', flush=True)
+            print(
+                f'== train_smoke: {task} ok in '
+                f'{time.perf_counter() - start:.0f} s',
+                flush=True)
         except Exception as err:  # report it, go on with the other tasks
             print(f'== train_smoke: {task} FAILED: {err}', flush=True)
             failed.append(task)

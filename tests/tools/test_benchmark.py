@@ -69,9 +69,8 @@ def test_teacher_modes_run_the_task_again_with_a_folded_teacher(tmp_path):
                   'eager', 'fused', '--json', str(out))
     tasks = json.loads(out.read_text())['tasks']
     assert set(tasks) == {'cls', 'cls@fused'}
-    assert set(tasks['cls@fused']['cases']) == {
-        'student', 'teacher', 'distill'
-    }
+    assert set(
+        tasks['cls@fused']['cases']) == {'student', 'teacher', 'distill'}
     assert tasks['cls@fused']['ratios']['b/a'] > 0
 
 
@@ -140,8 +139,8 @@ def test_gpu_check_dry_run_lists_the_stages_it_would_run(tmp_path):
     assert '--teacher-modes eager fused fused+compiled' in proc.stdout
     assert 'tests/gpu/train_smoke.py' in proc.stdout
     assert not osp.exists(out)  # a dry run creates nothing
-    proc = run_gpu_check('--dry-run', '--stages', 'check bench', str(wheels),
-                         OUT=out)
+    proc = run_gpu_check(
+        '--dry-run', '--stages', 'check bench', str(wheels), OUT=out)
     assert 'check_env.py' in proc.stdout and '--dist-memory' in proc.stdout
     assert 'setup_env.sh' not in proc.stdout
     assert 'train_smoke' not in proc.stdout

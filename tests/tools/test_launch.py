@@ -86,8 +86,7 @@ def test_torchrun_two_ranks_end_with_identical_students(ddp_config):
     assert info == {'world_size': 2, 'wrapper': 'MMDistributedDataParallel'}
     # The students trained: they differ from the initial weights of rank 0
     # (saved by the checkpoint hook after the epoch is the same as rank0).
-    ckpt = torch.load(
-        osp.join(tmp, 'work', 'epoch_1.pth'), weights_only=False)
+    ckpt = torch.load(osp.join(tmp, 'work', 'epoch_1.pth'), weights_only=False)
     assert all(
         torch.equal(ckpt['state_dict'][f'student.{k}'], v)
         for k, v in rank0.items())
