@@ -3,6 +3,7 @@
 A module of its own (not conftest.py) so that every test imports the same
 file, whatever other conftest.py files pytest has loaded.
 """
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -16,6 +17,18 @@ from mmengine.registry import MODELS
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def load_tool(name: str):
+    """Import ``tools/<name>.py`` (or any ``.py`` path) as a module: the
+    tools are scripts, not a package."""
+    path = name if name.endswith('.py') else osp.join(REPO, 'tools', name +
+                                                      '.py')
+    module_name = osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_classifier(width: int = 8, num_classes: int = 10) -> dict:

@@ -9,7 +9,6 @@ the repository's ``tools/train.py`` (the Runner picks the GPU).
     python tests/gpu/train_smoke.py WORK_DIR [--tasks cls det seg]
 """
 import argparse
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -21,15 +20,6 @@ import torch
 TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(TESTS)
 sys.path[:0] = [TESTS, osp.join(TESTS, 'det'), osp.join(TESTS, 'seg')]
-
-
-def _load(path: str):
-    """Import a file by path (the seg folder's conftest.py would be
-    shadowed by the tests folder's)."""
-    spec = importlib.util.spec_from_file_location('seg_conftest', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def train(config: str, work_dir: str, *options: str) -> float:
@@ -79,10 +69,13 @@ def det(work: str) -> None:
 def seg(work: str) -> None:
     """DeepLabV3 R101 -> R18 DIST on generated Cityscapes data."""
     from det_helpers import build_config_teacher
+    from distkd_testing import load_tool
     from mmengine.config import Config
     from test_seg_configs import CONFIGS, DEEPLAB, shrink
-    write_cityscapes = _load(osp.join(TESTS, 'seg',
-                                      'conftest.py')).write_cityscapes
+
+    # By path: the tests folder's conftest.py shadows the seg folder's.
+    write_cityscapes = load_tool(osp.join(TESTS, 'seg',
+                                          'conftest.py')).write_cityscapes
     root = osp.join(work, 'cityscapes')
     write_cityscapes(root, 'train', 4, 128, 256, seed=0)
     write_cityscapes(root, 'val', 2, 128, 256, seed=1)

@@ -1,11 +1,10 @@
 """The seed's CIFAR networks: shapes, sizes, and its checkpoint format."""
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
+from distkd_testing import load_tool
 from mmengine.registry import MODELS, DefaultScope
-from recipe_helpers import REPO, load
+from recipe_helpers import load
 
 # type cfg, parameters in millions (CRD's published sizes), keys the seed's
 # checkpoints hold.
@@ -37,11 +36,7 @@ NETS = {
 
 
 def _converter_tool():
-    path = osp.join(REPO, 'tools', 'convert_cifar_ckpt.py')
-    spec = importlib.util.spec_from_file_location('convert_cifar_ckpt', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('convert_cifar_ckpt')
 
 
 @pytest.mark.parametrize('arch', sorted(NETS))

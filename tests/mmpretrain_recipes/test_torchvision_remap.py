@@ -1,12 +1,11 @@
 """torchvision ResNet weights (the seed's teachers) in mmpretrain's ResNet."""
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
 import torchvision
+from distkd_testing import load_tool
 from mmengine.registry import MODELS, DefaultScope
-from recipe_helpers import REPO, build_distiller, load
+from recipe_helpers import build_distiller, load
 
 from distkd_mm.utils.convert import (get_converter,
                                      torchvision_resnet_to_mmpretrain)
@@ -96,11 +95,7 @@ def test_tv_teacher_config_loads_a_torchvision_file(tmp_path):
 
 
 def test_offline_converter_tool(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'convert_torchvision_resnet',
-        osp.join(REPO, 'tools', 'convert_torchvision_resnet.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('convert_torchvision_resnet')
     src = tmp_path / 'tv.pth'
     torch.save(torchvision.models.resnet18().state_dict(), src)
     tool.convert(str(src), str(tmp_path / 'mm.pth'))

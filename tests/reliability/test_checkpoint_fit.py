@@ -2,14 +2,13 @@
 checkpoint, teacher_strict=False counts, the resumed teacher, export's
 refusals, and the shape error that names its fix."""
 import glob
-import importlib.util
 import os
 import os.path as osp
 
 import mmengine
 import pytest
 import torch
-from distkd_testing import (REPO, cli, runner_cfg, save_teacher,
+from distkd_testing import (cli, load_tool, runner_cfg, save_teacher,
                             tiny_classifier, tiny_distiller, write_config)
 from mmengine.logging import MMLogger
 from mmengine.registry import MODELS
@@ -106,11 +105,7 @@ def test_resume_with_another_teacher_warns_naming_both(trained, imagenet_root,
 
 
 def _export_tool():
-    spec = importlib.util.spec_from_file_location(
-        'export_student', osp.join(REPO, 'tools', 'export_student.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('export_student')
 
 
 def test_export_refuses_its_input_and_writes_atomically(trained, tmp_path):

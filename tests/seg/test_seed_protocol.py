@@ -4,11 +4,11 @@ Checkpoints "in the seed's format" are state dicts of ``seed_nets`` (module
 names of the seed's CIRKD networks). Converted with ``cirkd_segmentation``
 they must load strictly into our mmseg modules and give the same logits.
 """
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
+from distkd_testing import load_tool
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner
@@ -27,11 +27,7 @@ CROP = (64, 128)
 
 def convert(src: str, dst: str) -> dict:
     """tools/convert_cirkd_seg.py's ``convert``."""
-    path = osp.join(REPO, 'tools', 'convert_cirkd_seg.py')
-    spec = importlib.util.spec_from_file_location('convert_cirkd_seg', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.convert(src, dst)
+    return load_tool('convert_cirkd_seg').convert(src, dst)
 
 
 def config_model(config: str, side: str) -> dict:

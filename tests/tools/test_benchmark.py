@@ -1,6 +1,5 @@
 """Smoke tests of tools/benchmark.py and tools/gpu_check.sh (no timings
 are asserted: the numbers of a tiny CPU run mean nothing)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -8,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from distkd_testing import REPO
+from distkd_testing import REPO, load_tool
 
 BENCHMARK = osp.join(REPO, 'tools', 'benchmark.py')
 GPU_CHECK = osp.join(REPO, 'tools', 'gpu_check.sh')
@@ -32,10 +31,7 @@ def run_benchmark(*args: str) -> str:
 
 @pytest.fixture(scope='module')
 def benchmark():
-    spec = importlib.util.spec_from_file_location('benchmark', BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('benchmark')
 
 
 def test_every_task_builds_and_steps(tmp_path):

@@ -1,21 +1,17 @@
 """tools/check_env.py on this machine, and its failing lines' fixes."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
-from distkd_testing import REPO
+from distkd_testing import REPO, load_tool
 
 CHECK_ENV = osp.join(REPO, 'tools', 'check_env.py')
 
 
 @pytest.fixture(scope='module')
 def check_env():
-    spec = importlib.util.spec_from_file_location('check_env', CHECK_ENV)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('check_env')
 
 
 def run_check(*args: str) -> subprocess.CompletedProcess:

@@ -1,6 +1,5 @@
 """The mmcv build decision of tools/mmcv_build.py (what tools/setup_env.sh
 builds), from fake torch facts and fake CUDA toolkits: nothing is built."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -8,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from distkd_testing import REPO
+from distkd_testing import REPO, load_tool
 
 MMCV_BUILD = osp.join(REPO, 'tools', 'mmcv_build.py')
 SETUP_ENV = osp.join(REPO, 'tools', 'setup_env.sh')
@@ -16,10 +15,7 @@ SETUP_ENV = osp.join(REPO, 'tools', 'setup_env.sh')
 
 @pytest.fixture(scope='module')
 def mb():
-    spec = importlib.util.spec_from_file_location('mmcv_build', MMCV_BUILD)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('mmcv_build')
 
 
 def facts(mb,

@@ -1,18 +1,13 @@
 """tools/teacher_precision.py on the digits demo (CPU bf16 autocast)."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
-from distkd_testing import REPO
+from distkd_testing import REPO, load_tool
 
 
 def _tool():
-    path = osp.join(REPO, 'tools', 'teacher_precision.py')
-    spec = importlib.util.spec_from_file_location('teacher_precision', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('teacher_precision')
 
 
 def test_bf16_teacher_against_fp32_prints_json(demo_teacher_ckpt, capsys):
