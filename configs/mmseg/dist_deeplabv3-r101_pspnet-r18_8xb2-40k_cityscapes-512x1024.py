@@ -1,29 +1,22 @@
 # Seed protocol of the seed's row PSPNet-R18 <- DeepLabV3-R101 (72.55 ->
-# 76.31 mIoU, teacher 78.07): the seed's networks (deep-stem ResNet-18
-# student with its PSP head: bins 1/2/3/6, 128 channels; CIRKD's
-# DeepLabV3-R101 teacher), its data, schedule and checkpoint selection
-# (_base_/seed_cityscapes_40k.py) and DIST on both heads (weight 1 and 0.4).
+# 76.31 mIoU, teacher 78.07): the DeepLabV3-R18 sibling's networks, data,
+# schedule, fp32 CIRKD teacher and DIST terms, with the seed's PSP head
+# (bins 1/2/3/6, 128 channels) on the deep-stem ResNet-18 student.
 # Before training, convert the seed's ImageNet backbone and point at the
 # teacher file (see README.md):
 #   python tools/convert_cirkd_seg.py resnet18-imagenet.pth \
 #       data/cirkd_ckpts/resnet18-imagenet_mmseg.pth
-_base_ = [
-    './_base_/seed_cityscapes_40k.py',
-    './_base_/seed_deeplabv3-r101_teacher_cityscapes.py'
-]
+_base_ = './dist_deeplabv3-r101_deeplabv3-r18_8xb2-40k_cityscapes-512x1024.py'
 
 custom_imports = dict(
     imports=['distkd_mm', 'distkd_mm.models.seg'], allow_failed_imports=False)
 
 model = dict(
-    type='Distiller',
     student=dict(
-        type='EncoderDecoder',
-        data_preprocessor={{_base_.data_preprocessor}},
-        backbone={{_base_.student_backbone}},
         # mmseg's PSPHead is the seed's: 128 channels per pooling branch
         # (in_channels / 4), a 3x3 conv-BN-ReLU to 128, Dropout(0.1), 1x1.
         decode_head=dict(
+            _delete_=True,
             type='PSPHead',
             in_channels=512,
             in_index=3,
@@ -37,16 +30,4 @@ model = dict(
                 type='CrossEntropyLoss',
                 use_sigmoid=False,
                 loss_weight=1.0,
-                avg_non_ignore=True)),
-        auxiliary_head={{_base_.student_aux_head}},
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole')),
-    teacher={{_base_.teacher}},
-    teacher_ckpt={{_base_.teacher_ckpt}},
-    teacher_ckpt_converter={{_base_.teacher_ckpt_converter}},
-    # fp32 teacher, as the seed's: bf16 moved the DIST loss of a trained
-    # student by 3.2e-3 (up to 9e-3 per batch) relative in
-    # tools/teacher_precision.py (README: teacher precision).
-    teacher_autocast=None,
-    teacher_forward={{_base_.teacher_forward}},
-    distill_losses={{_base_.distill_losses}})
+                avg_non_ignore=True))))
