@@ -15,6 +15,8 @@ from mmengine.logging import MMLogger
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .nonfinite import tensors_of
+
 # Folding changes only rounding; anything larger means a fold was wrong.
 _FOLD_RTOL = 1e-3
 _FOLD_ATOL = 1e-4
@@ -111,18 +113,11 @@ def find_conv_bn_pairs(model: nn.Module,
 
 
 def _tap_outputs(recorder) -> List[torch.Tensor]:
-    flat = []
-
-    def add(value: Any) -> None:
-        if isinstance(value, torch.Tensor):
-            flat.append(value.detach().float().clone())
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                add(item)
-
-    for outputs in recorder.outputs.values():
-        add(outputs)
-    return flat
+    """fp32 copies of every tensor the taps recorded, in order."""
+    return [
+        t.detach().float().clone() for outputs in recorder.outputs.values()
+        for t in tensors_of(outputs)
+    ]
 
 
 def _same(ref: Sequence[torch.Tensor], new: Sequence[torch.Tensor]) -> bool:
