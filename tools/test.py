@@ -21,9 +21,9 @@ from typing import List
 import torch
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
+from distkd_mm.apis.attach import load_config
+from distkd_mm.apis.cli import config_name
 from distkd_mm.utils import add_student_checkpoint_hook
-from distkd_mm.utils.attach import load_config
-from distkd_mm.utils.cli import config_name
 
 LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
 

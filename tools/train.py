@@ -9,11 +9,11 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
-from distkd_mm.utils.attach import (PRESETS, attach_teacher, guess_preset,
-                                    load_config)
-from distkd_mm.utils.cli import (add_runner_args, apply_runner_args,
-                                 check_auto_resume, split_student_options,
-                                 teacher_work_dir)
+from distkd_mm.apis.attach import (PRESETS, attach_teacher, guess_preset,
+                                   load_config)
+from distkd_mm.apis.cli import (add_runner_args, apply_runner_args,
+                                check_auto_resume, split_student_options,
+                                teacher_work_dir)
 
 
 def parse_args() -> argparse.Namespace:

@@ -4,7 +4,7 @@ import os.path as osp
 from det_helpers import det_runner_cfg
 from mmengine.runner import Runner
 
-from distkd_mm.utils.attach import attach_teacher, load_config
+from distkd_mm.apis.attach import attach_teacher, load_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TEACHER = 'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py'

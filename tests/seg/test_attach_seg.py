@@ -1,7 +1,7 @@
 """`--teacher` on a plain mmseg config: attach_teacher, then the Runner."""
 from mmengine.runner import Runner
 
-from distkd_mm.utils.attach import attach_teacher, load_config
+from distkd_mm.apis.attach import attach_teacher, load_config
 from .test_seg_configs import shrink
 
 STUDENT = 'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py'

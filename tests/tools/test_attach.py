@@ -6,7 +6,7 @@ import torch
 from distkd_testing import cli, save_teacher, tiny_classifier, write_config
 from mmengine.config import Config
 
-from distkd_mm.utils.attach import attach_teacher, guess_preset
+from distkd_mm.apis.attach import attach_teacher, guess_preset
 
 
 def test_teacher_on_the_command_line_trains_a_plain_mmpretrain_config(

@@ -9,6 +9,8 @@ from typing import Dict, List, Optional, Set, Tuple
 import torch
 from mmengine.config import Config, DictAction
 
+from ..distillers import Distiller
+
 # Distiller arguments that also exist on the student: `--cfg-options
 # model.data_preprocessor...` next to `--teacher` means the student's.
 _SHARED_ARGS = {'data_preprocessor', 'init_cfg'}
@@ -75,7 +77,6 @@ def teacher_work_dir(cfg: Config, student: str, teacher: str,
 
 def distiller_args() -> Set[str]:
     """The Distiller's own arguments, except those the student has too."""
-    from ..distillers.distiller import Distiller
     params = inspect.signature(Distiller.__init__).parameters.values()
     return {p.name
             for p in params if p.kind is p.POSITIONAL_OR_KEYWORD
