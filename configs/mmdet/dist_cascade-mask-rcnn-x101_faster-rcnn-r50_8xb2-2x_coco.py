@@ -2,10 +2,13 @@
 # COCO (the seed's two-stage row: 38.4 -> 40.4 box AP). The student recipe is
 # mmdet's Faster R-CNN R50 2x (SGD lr 0.02, steps at 16/22, 8 GPUs x 2
 # images); the teacher is mmdet's Cascade Mask R-CNN X101-64x4d 20e (45.6 box
-# AP) with its model-zoo weights.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'
-
-custom_imports = dict(imports=['distkd_mm'], allow_failed_imports=False)
+# AP) with its model-zoo weights. The teacher's RoI forward and the DIST term
+# (RoI classifier logits, the teacher's first stage) are in
+# _base_/dist_two_stage.py.
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
+    './_base_/dist_two_stage.py'
+]
 
 model = dict(
     _delete_=True,
@@ -19,22 +22,8 @@ model = dict(
     # student by 3.2e-3 (up to 9e-3 per batch) relative in
     # tools/teacher_precision.py (README: teacher precision).
     teacher_autocast=None,
-    # The teacher runs backbone + neck, pools its features at the student's
-    # sampled RoIs and applies its first-stage bbox head: one teacher row
-    # per student RoI. No teacher RPN, mask head, later stages or losses.
-    teacher_forward=dict(type='RoITeacherForward', stage=0),
-    # DIST on the RoI classifier logits: softmax over 80 classes plus
-    # background, every sampled RoI a row. Weight 1, no temperature.
-    distill_losses=dict(
-        loss_dist=dict(
-            student='roi_head.bbox_head.fc_cls',
-            teacher='roi_head.bbox_head.0.fc_cls',
-            loss=dict(
-                type='DISTLoss',
-                beta=1.0,
-                gamma=1.0,
-                use_sigmoid=False,
-                loss_weight=1.0))))
+    teacher_forward={{_base_.teacher_forward}},
+    distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 
 # The seed's schedule is mmdet's 2x with its base lr 0.02.
 optim_wrapper = dict(optimizer=dict(lr=0.02))

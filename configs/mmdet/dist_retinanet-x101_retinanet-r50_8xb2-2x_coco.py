@@ -3,10 +3,12 @@
 # mmdet's own RetinaNet R50 2x one (SGD lr 0.01, steps at 16/22, 8 GPUs x 2
 # images); the teacher is mmdet's RetinaNet X101-64x4d 1x (41.0 box AP) with
 # its model-zoo weights. The teacher runs in `tensor` mode: backbone, neck
-# and head forward only, no anchor assignment and no losses.
-_base_ = 'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'
-
-custom_imports = dict(imports=['distkd_mm'], allow_failed_imports=False)
+# and head forward only, no anchor assignment and no losses. The DIST term
+# (sigmoid scores of the classification conv) is in _base_/dist_retinanet.py.
+_base_ = [
+    'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
+    './_base_/dist_retinanet.py'
+]
 
 model = dict(
     _delete_=True,
@@ -20,20 +22,7 @@ model = dict(
     # student by 3.2e-3 (up to 9e-3 per batch) relative in
     # tools/teacher_precision.py (README: teacher precision).
     teacher_autocast=None,
-    # DIST on the classification conv of the shared head: sigmoid scores
-    # (9 anchors x 80 classes = 720 per location), every location a row.
-    # The head runs once per FPN level; the five level terms are summed
-    # into this one key, each with weight 1. No temperature.
-    distill_losses=dict(
-        loss_dist=dict(
-            student='bbox_head.retina_cls',
-            teacher='bbox_head.retina_cls',
-            loss=dict(
-                type='DISTLoss',
-                beta=1.0,
-                gamma=1.0,
-                use_sigmoid=True,
-                loss_weight=1.0))))
+    distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 
 # The seed trains without gradient clipping, at lr 0.01.
 optim_wrapper = dict(clip_grad=None, optimizer=dict(lr=0.01))

@@ -5,9 +5,6 @@
 # dist_r101-mmpretrain_r18_8xb32-100e_in1k.py.
 _base_ = './_base_/dist_in1k_baseline.py'
 
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models'], allow_failed_imports=False)
-
 model = dict(
     teacher='mmpretrain::resnet/resnet101_8xb32_in1k.py',
     teacher_ckpt='torchvision://resnet101',

@@ -3,13 +3,6 @@
 # seed's timm `tf_efficientnet_b0`.
 _base_ = './_base_/dist_in1k_b2.py'
 
-custom_imports = dict(
-    imports=[
-        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
-        'distkd_mm.models.heads', 'distkd_mm.optim'
-    ],
-    allow_failed_imports=False)
-
 model = dict(
     student=dict(
         backbone=dict(type='EfficientNet', arch='b0'),

@@ -2,11 +2,9 @@
 # strategy. The student is mmpretrain's MobileNetV2 (torchvision's layout).
 _base_ = './_base_/dist_in1k_b2.py'
 
+# DropoutLinearClsHead (below) is registered by distkd_mm.models.heads.
 custom_imports = dict(
-    imports=[
-        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
-        'distkd_mm.models.heads', 'distkd_mm.optim'
-    ],
+    imports=['distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models.heads'],
     allow_failed_imports=False)
 
 model = dict(

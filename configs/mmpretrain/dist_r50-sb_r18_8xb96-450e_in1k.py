@@ -1,13 +1,6 @@
 # DIST, ResNet-50 "strikes back" -> ResNet-18, the seed's stronger strategy.
 _base_ = './_base_/dist_in1k_b2.py'
 
-custom_imports = dict(
-    imports=[
-        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
-        'distkd_mm.models.heads', 'distkd_mm.optim'
-    ],
-    allow_failed_imports=False)
-
 model = dict(
     student=dict(
         # torchvision's ResNet-18 init, as the seed's tv_resnet18.

@@ -3,11 +3,4 @@
 # tv_resnet34).
 _base_ = './dist_r50-sb_r18_8xb96-450e_in1k.py'
 
-custom_imports = dict(
-    imports=[
-        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
-        'distkd_mm.models.heads', 'distkd_mm.optim'
-    ],
-    allow_failed_imports=False)
-
 model = dict(student=dict(backbone=dict(depth=34)))

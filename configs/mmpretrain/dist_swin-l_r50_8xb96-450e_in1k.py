@@ -3,13 +3,6 @@
 # same weights as the seed's timm `swin_large_patch4_window7_224`.
 _base_ = './_base_/dist_in1k_b2.py'
 
-custom_imports = dict(
-    imports=[
-        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
-        'distkd_mm.models.heads', 'distkd_mm.optim'
-    ],
-    allow_failed_imports=False)
-
 model = dict(
     student=dict(
         # torchvision's ResNet-50 init, as the seed's tv_resnet50.

@@ -5,10 +5,10 @@
 # mixup/cutmix, label smoothing, stochastic depth) plus DIST on the logits
 # with tau 1, weight 2 as in the seed's other ImageNet rows, and keep the
 # best checkpoint by top-1.
-_base_ = 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py'
-
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models'], allow_failed_imports=False)
+_base_ = [
+    'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py',
+    './_base_/dist_logits.py'
+]
 
 model = dict(
     _delete_=True,
@@ -18,11 +18,7 @@ model = dict(
     teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/'
     'swin-transformer/convert/'
     'swin_large_patch4_window7_224_22kto1k-5f0996db.pth',
-    distill_losses=dict(
-        loss_dist=dict(
-            student='head.fc',
-            teacher='head.fc',
-            loss=dict(type='DISTLoss', tau=1.0, loss_weight=2.0))))
+    distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 
 default_hooks = dict(
     checkpoint=dict(

@@ -5,9 +5,6 @@
 # with CKPT the seed's wrn_40_2_vanilla/ckpt_epoch_240.pth.
 _base_ = './_base_/dist_cifar100.py'
 
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models'], allow_failed_imports=False)
-
 model = dict(
     student=dict(
         backbone=dict(type='CIFARWideResNet', depth=40, widen_factor=1)),

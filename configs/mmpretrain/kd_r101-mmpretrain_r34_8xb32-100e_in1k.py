@@ -1,9 +1,8 @@
-# Variant of kd_r101_r34_8xb32-100e_in1k.py (not the seed's protocol): the
-# teacher is mmpretrain's ResNet-101 with its model-zoo weights (77.97 top-1,
-# stronger than the seed's torchvision teacher, 77.37).
-_base_ = './kd_r101_r34_8xb32-100e_in1k.py'
+# KD (T=4) baseline of dist_r101-mmpretrain_r34_8xb32-100e_in1k.py, the variant
+# with mmpretrain's teacher (not the seed's protocol): the KD change of
+# _base_/kd_logits.py on its DIST sibling.
+_base_ = [
+    './dist_r101-mmpretrain_r34_8xb32-100e_in1k.py', './_base_/kd_logits.py'
+]
 
-model = dict(
-    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
-    'resnet101_8xb32_in1k_20210831-539c63f8.pth',
-    teacher_ckpt_converter=None)
+model = {{_base_.model_kd}}

@@ -1,14 +1,6 @@
-# KD (T=4) baseline, ResNet-50 -> ResNet-18 on ImageNet (the seed's "stronger
-# teachers" table, baseline recipe). Seed protocol: the seed's teacher,
-# torchvision's ResNet-50 (IMAGENET1K_V1, 76.13 top-1), its keys remapped to
-# mmpretrain's ResNet at load time. Variant with mmpretrain's teacher:
-# kd_r50-mmpretrain_r18_8xb32-100e_in1k.py.
-_base_ = './_base_/kd_in1k_baseline.py'
+# KD (T=4) baseline of dist_r50_r18_8xb32-100e_in1k.py (the seed's protocol:
+# same teacher, data and schedule): the KD change of _base_/kd_logits.py on its
+# DIST sibling.
+_base_ = ['./dist_r50_r18_8xb32-100e_in1k.py', './_base_/kd_logits.py']
 
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models'], allow_failed_imports=False)
-
-model = dict(
-    teacher='mmpretrain::resnet/resnet50_8xb32_in1k.py',
-    teacher_ckpt='torchvision://resnet50',
-    teacher_ckpt_converter='torchvision_resnet')
+model = {{_base_.model_kd}}

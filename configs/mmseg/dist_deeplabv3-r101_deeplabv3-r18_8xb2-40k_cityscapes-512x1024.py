@@ -12,9 +12,6 @@ _base_ = [
     './_base_/seed_deeplabv3-r101_teacher_cityscapes.py'
 ]
 
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models.seg'], allow_failed_imports=False)
-
 model = dict(
     type='Distiller',
     student=dict(
@@ -47,4 +44,6 @@ model = dict(
     # tools/teacher_precision.py (README: teacher precision).
     teacher_autocast=None,
     teacher_forward={{_base_.teacher_forward}},
-    distill_losses={{_base_.distill_losses}})
+    distill_losses=dict(
+        loss_dist={{_base_.loss_dist}},
+        loss_dist_aux={{_base_.loss_dist_aux}}))

@@ -14,4 +14,6 @@ model = dict(
     teacher={{_base_.teacher}},
     teacher_ckpt={{_base_.teacher_ckpt}},
     teacher_forward={{_base_.teacher_forward}},
-    distill_losses={{_base_.distill_losses}})
+    distill_losses=dict(
+        loss_dist={{_base_.loss_dist}},
+        loss_dist_aux={{_base_.loss_dist_aux}}))

@@ -8,9 +8,6 @@
 #       data/cirkd_ckpts/resnet18-imagenet_mmseg.pth
 _base_ = './dist_deeplabv3-r101_deeplabv3-r18_8xb2-40k_cityscapes-512x1024.py'
 
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models.seg'], allow_failed_imports=False)
-
 model = dict(
     student=dict(
         # mmseg's PSPHead is the seed's: 128 channels per pooling branch

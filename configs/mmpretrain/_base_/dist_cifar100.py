@@ -12,8 +12,7 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py'
 ]
 
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['distkd_mm'], allow_failed_imports=False)
 
 data_preprocessor = dict(
     num_classes=100,

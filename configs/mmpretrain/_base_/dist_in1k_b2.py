@@ -5,21 +5,18 @@
 # epochs, label smoothing 0.1, the seed's own RandAugment (rand-m9-mstd0.5:
 # DISTRandAugment) + random erasing 0.2, EMA of the weights (decay 0.9999,
 # every iteration), 96 images x 8 GPUs; the best checkpoint by (EMA) top-1
-# is kept. DIST on the logits, tau 1, weight 2. Teacher: ResNet-50 "strikes
-# back" with mmpretrain's own RSB-A1 weights (80.12 top-1; the seed loads
-# timm's `resnet50`, 80.1, whose exact file is not recorded). Leaves set
-# the student.
+# is kept. DIST on the logits, tau 1, weight 2 (./dist_logits.py).
+# Teacher: ResNet-50 "strikes back" with mmpretrain's own RSB-A1 weights
+# (80.12 top-1; the seed loads timm's `resnet50`, 80.1, whose exact file is
+# not recorded). Leaves set the student.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
-    'mmpretrain::_base_/default_runtime.py'
+    'mmpretrain::_base_/default_runtime.py', './dist_logits.py'
 ]
 
+# DISTRandAugment (below) is registered by distkd_mm.datasets.
 custom_imports = dict(
-    imports=[
-        'distkd_mm', 'distkd_mm.datasets', 'distkd_mm.models',
-        'distkd_mm.models.heads', 'distkd_mm.optim'
-    ],
-    allow_failed_imports=False)
+    imports=['distkd_mm', 'distkd_mm.datasets'], allow_failed_imports=False)
 
 bgr_mean = [103.53, 116.28, 123.675]
 bgr_std = [57.375, 57.12, 58.395]
@@ -69,11 +66,7 @@ model = dict(
     # student by 3.2e-3 (up to 9e-3 per batch) relative in
     # tools/teacher_precision.py (README: teacher precision).
     teacher_autocast=None,
-    distill_losses=dict(
-        loss_dist=dict(
-            student='head.fc',
-            teacher='head.fc',
-            loss=dict(type='DISTLoss', tau=1.0, loss_weight=2.0))))
+    distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 
 optim_wrapper = dict(
     optimizer=dict(

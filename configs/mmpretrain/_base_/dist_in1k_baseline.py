@@ -2,17 +2,15 @@
 # ResNet-18 student: 100 epochs, SGD lr 0.1 momentum 0.9 Nesterov, weight
 # decay 1e-4 on conv/fc weights only (not on norm layers or biases), lr x0.1
 # at epochs 30/60/90, 32 images x 8 GPUs, RandomResizedCrop 224 + flip.
-# DIST on the logits: tau 1, weight 2, beside the student's CE (weight 1).
+# DIST on the logits (_base_/dist_logits.py): tau 1, weight 2, beside the
+# student's CE (weight 1).
 # The student is initialised as the seed's torchvision one: no zero-init of
 # the last BN of each block, PyTorch's default Linear init for the
 # classifier (mmpretrain's own recipe uses zero-init and Normal(0.01)).
 # The best checkpoint by top-1 is kept, as the seed's checkpoint manager
 # does (validation every epoch). Leaves set the teacher (and change the
 # student where it is not R18).
-_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
-
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.models'], allow_failed_imports=False)
+_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py', './dist_logits.py']
 
 model = dict(
     _delete_=True,
@@ -40,11 +38,7 @@ model = dict(
     # student by 3.2e-3 (up to 9e-3 per batch) relative in
     # tools/teacher_precision.py (README: teacher precision).
     teacher_autocast=None,
-    distill_losses=dict(
-        loss_dist=dict(
-            student='head.fc',
-            teacher='head.fc',
-            loss=dict(type='DISTLoss', tau=1.0, loss_weight=2.0))))
+    distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 
 optim_wrapper = dict(
     optimizer=dict(

@@ -12,8 +12,8 @@ _base_ = [
     'mmseg::_base_/datasets/cityscapes.py', 'mmseg::_base_/default_runtime.py'
 ]
 
-# ResNetV1s (below) needs `distkd_mm.models.seg` in the leaves'
-# custom_imports (one base per key: the teacher base sets it too).
+# ResNetV1s (below) is registered by `distkd_mm.models.seg`, which the
+# seed teacher base (./seed_deeplabv3-r101_teacher_cityscapes.py) imports.
 crop_size = (512, 1024)
 data_preprocessor = dict(
     type='SegDataPreProcessor',

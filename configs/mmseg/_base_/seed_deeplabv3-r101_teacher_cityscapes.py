@@ -3,8 +3,8 @@
 # (ResNetV1s-101 deep stem, SeedASPPHead 256 channels, FCN auxiliary head)
 # and read from the seed's file directly (`cirkd_segmentation` converter;
 # or convert it once with tools/convert_cirkd_seg.py). The DIST taps are
-# those of ./dist_deeplabv3-r101_teacher_cityscapes.py (decode head weight
-# 1, auxiliary head 0.4). Not a runnable config.
+# those of ./dist_heads.py (decode head weight 1, auxiliary head 0.4). Not a
+# runnable config.
 _base_ = './dist_deeplabv3-r101_teacher_cityscapes.py'
 
 custom_imports = dict(
