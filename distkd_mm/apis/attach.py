@@ -3,98 +3,117 @@
 The seed's ``--teacher-model`` experience for MMEngine configs: take the
 mmpretrain, mmdet or mmseg config a user already trains and wrap its model
 in a ``Distiller`` with the taps and losses of the seed for that task.
+The taps and weights are read from the same ``_base_`` fragments of
+configs/ that the shipped configs inherit (see :data:`PRESETS`).
 """
 import copy
 import difflib
-from typing import Optional
+import functools
+import os.path as osp
+from typing import Callable, Dict, Optional
 
 from mmengine.config import Config, ConfigDict
 
 from ..distillers.teacher import teacher_model_cfg
 
 
-def _dist(weight: float = 1.0, **kwargs) -> dict:
-    return dict(type='DISTLoss', loss_weight=weight, **kwargs)
+def _config_dir() -> str:
+    # Installed: distkd_mm/.mim/configs (links in an editable install,
+    # copies in a wheel; see setup.py). A source checkout: its configs/.
+    package = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    roots = (osp.join(package, '.mim',
+                      'configs'), osp.join(osp.dirname(package), 'configs'))
+    for root in roots:
+        if osp.isdir(root):
+            return root
+    raise FileNotFoundError(
+        f'the configs of distkd_mm should be in {roots[0]} or {roots[1]}, '
+        'but neither exists; reinstall the package (`pip install '
+        'distkd_mm`, or `pip install -e .` in a checkout).')
 
 
-def _entry(student: str, teacher: str, loss: dict, **kwargs) -> dict:
-    return dict(student=student, teacher=teacher, loss=loss, **kwargs)
+@functools.lru_cache(maxsize=None)
+def _load_fragment(name: str) -> dict:
+    return Config.fromfile(
+        osp.join(_config_dir(), name), import_custom_modules=False).to_dict()
 
 
-def _cls(student: dict, teacher: dict) -> dict:
-    # ImageNet baseline setting: tau 1, weight 2 (CE keeps weight 1).
-    return dict(
-        distill_losses=dict(
-            loss_dist=_entry('head.fc', 'head.fc', _dist(2.0, tau=1.0))))
+def recipe_terms(name: str) -> dict:
+    """A recipe's terms, as its ``_base_`` fragment under configs/ holds
+    them: each top-level ``loss_*`` entry goes into ``distill_losses``, and
+    ``teacher_forward`` is kept where the fragment sets one.
+
+    Args:
+        name: The fragment's path under configs/, e.g.
+            ``'mmdet/_base_/dist_retinanet.py'``.
+
+    Returns:
+        A new dict with ``distill_losses`` (and ``teacher_forward``).
+    """
+    fragment = copy.deepcopy(_load_fragment(name))
+    terms = dict(distill_losses={
+        key: value
+        for key, value in fragment.items() if key.startswith('loss_')
+    })
+    if 'teacher_forward' in fragment:
+        terms['teacher_forward'] = fragment['teacher_forward']
+    return terms
 
 
-def _kd(student: dict, teacher: dict) -> dict:
-    # The paper's KD baseline; set the student's CE weight to 0.9 yourself.
-    return dict(
-        distill_losses=dict(
-            loss_kd=_entry('head.fc', 'head.fc', dict(type='KDLoss',
-                                                      tau=4.0))))
-
-
-def _retinanet(student: dict, teacher: dict) -> dict:
-    # Sigmoid heads: one DIST term per FPN level (calls pair in order).
-    return dict(
-        distill_losses=dict(
-            loss_dist=_entry('bbox_head.retina_cls', 'bbox_head.retina_cls',
-                             _dist(use_sigmoid=True))))
-
-
-def _two_stage(student: dict, teacher: dict) -> dict:
-    cascade = 'Cascade' in teacher.get('roi_head', {}).get('type', '')
-    head = 'roi_head.bbox_head.0.fc_cls' if cascade else \
-        'roi_head.bbox_head.fc_cls'
-    return dict(
-        teacher_forward=dict(type='RoITeacherForward'),
-        distill_losses=dict(
-            loss_dist=_entry('roi_head.bbox_head.fc_cls', head, _dist())))
-
-
-def _seg(student: dict, teacher: dict) -> dict:
-    # Every pixel a row; the auxiliary head's term weighs 0.4, as the seed.
-    losses = dict(
-        loss_dist=_entry(
-            'decode_head.conv_seg',
-            'decode_head.conv_seg',
-            _dist(),
-            resize_teacher=True))
-    if student.get('auxiliary_head') and teacher.get('auxiliary_head'):
-        losses['loss_dist_aux'] = _entry(
-            'auxiliary_head.conv_seg',
-            'auxiliary_head.conv_seg',
-            _dist(0.4),
-            resize_teacher=True)
-    return dict(
-        teacher_forward=dict(type='EncoderDecoderHeads'),
-        distill_losses=losses)
-
-
-def _with_mimic(preset):
+def _from(name: str) -> Callable[[dict, dict], dict]:
 
     def build(student: dict, teacher: dict) -> dict:
-        cfg = preset(student, teacher)
-        neck = student.get('neck', {})
-        cfg['distill_losses']['loss_mimic'] = _entry(
-            'neck',
-            'neck',
-            dict(type='MimicLoss', loss_weight=1.0),
-            connector=dict(
-                type='FPNAdapter',
-                in_channels=neck.get('out_channels', 256),
-                out_channels=teacher.get('neck', {}).get('out_channels', 256),
-                num_levels=neck.get('num_outs', 5)))
-        return cfg
+        return recipe_terms(name)
 
     return build
 
 
-PRESETS = {
-    'cls': _cls,
-    'kd': _kd,
+def _two_stage(student: dict, teacher: dict) -> dict:
+    terms = recipe_terms('mmdet/_base_/dist_two_stage.py')
+    # The fragment taps the seed's Cascade teacher's first stage; a plain
+    # two-stage teacher has one bbox head, where the student has its own.
+    if 'Cascade' not in teacher.get('roi_head', {}).get('type', ''):
+        term = terms['distill_losses']['loss_dist']
+        term['teacher'] = term['student']
+    return terms
+
+
+def _seg(student: dict, teacher: dict) -> dict:
+    terms = recipe_terms('mmseg/_base_/dist_heads.py')
+    # The auxiliary heads' term only when both models have one.
+    if not (student.get('auxiliary_head') and teacher.get('auxiliary_head')):
+        terms['distill_losses'].pop('loss_dist_aux')
+    return terms
+
+
+def _with_mimic(preset: Callable[[dict, dict],
+                                 dict]) -> Callable[[dict, dict], dict]:
+
+    def build(student: dict, teacher: dict) -> dict:
+        terms = preset(student, teacher)
+        mimic = recipe_terms('mmdet/_base_/fpn_mimic.py')['distill_losses']
+        adapter = mimic['loss_mimic']['connector']
+        # One 1x1 conv per student level, from its channels to the
+        # teacher's (the fragment's values where a neck does not say).
+        neck = student.get('neck', {})
+        adapter.update(
+            in_channels=neck.get('out_channels', adapter['in_channels']),
+            out_channels=teacher.get('neck', {}).get('out_channels',
+                                                     adapter['out_channels']),
+            num_levels=neck.get('num_outs', adapter['num_levels']))
+        terms['distill_losses'].update(mimic)
+        return terms
+
+    return build
+
+
+# Each preset's taps and weights are those of a `_base_` fragment the
+# configs inherit too (one source per recipe); the functions only adapt
+# what depends on the student and teacher at hand.
+_retinanet = _from('mmdet/_base_/dist_retinanet.py')
+PRESETS: Dict[str, Callable[[dict, dict], dict]] = {
+    'cls': _from('mmpretrain/_base_/dist_logits.py'),
+    'kd': _from('mmpretrain/_base_/kd_logits.py'),
     'retinanet': _retinanet,
     'retinanet+mimic': _with_mimic(_retinanet),
     'two-stage': _two_stage,
