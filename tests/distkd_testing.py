@@ -21,7 +21,18 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 def load_tool(name: str):
     """Import ``tools/<name>.py`` (or any ``.py`` path) as a module: the
-    tools are scripts, not a package."""
+    tools are scripts, not a package. ``tools/<name>/``, a package the
+    scripts import, is imported under its own name, as a script sees it:
+    its modules and the scripts using it then import as usual."""
+    package = osp.join(REPO, 'tools', name)
+    if osp.isdir(package):
+        spec = importlib.util.spec_from_file_location(
+            name,
+            osp.join(package, '__init__.py'),
+            submodule_search_locations=[package])
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+        return sys.modules[name]
     path = name if name.endswith('.py') else osp.join(REPO, 'tools', name +
                                                       '.py')
     module_name = osp.splitext(osp.basename(path))[0]

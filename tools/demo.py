@@ -24,7 +24,6 @@ import json
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -33,17 +32,13 @@ import matplotlib
 
 matplotlib.use('Agg')
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'demo')
-# Make ``import distkd_mm`` (named in the configs' custom_imports) work from
-# a plain checkout, without an editable install.
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'demo')
 
 # (run name, config file, label in the table and the plot), in the order the
 # runs must happen: the teacher's checkpoint feeds the distilled students.
