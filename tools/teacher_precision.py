@@ -91,20 +91,17 @@ def teacher_outputs(model, inputs, samples, dtype) -> Dict[str, list]:
     """The teacher's tap tensors in fp32 (``dtype=None``) or autocast."""
     from distkd_mm.distillers.nonfinite import tensors_of
     set_precision(model, dtype)
-    model.teacher_taps.clear()
-    model.run_teacher(inputs, samples, fp32=dtype is None)
-    out = {
+    outputs = model.run_teacher(inputs, samples, fp32=dtype is None)
+    return {
         path: [t.float().clone() for call in calls for t in tensors_of(call)]
-        for path, calls in model.teacher_taps.outputs.items()
+        for path, calls in outputs.items()
     }
-    model.teacher_taps.clear()
-    return out
 
 
 def distill_terms(model, inputs, samples, dtype) -> Dict[str, float]:
     set_precision(model, dtype)
     losses = model.loss(inputs, samples)
-    return {name: float(losses[name]) for name in model.taps}
+    return {name: float(losses[name]) for name in model.terms}
 
 
 def rows_argmax(t: torch.Tensor) -> torch.Tensor:

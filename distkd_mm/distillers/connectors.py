@@ -39,7 +39,6 @@ class FPNAdapter(nn.Module):
                             ('out_channels', out_channels), ('num_levels',
                                                              num_levels)):
             _check_positive_int(name, value)
-        self.num_levels = num_levels
         self.convs = nn.ModuleList([
             nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=True)
             for _ in range(num_levels)

@@ -1,26 +1,24 @@
 """The model wrapper that trains a student with a frozen teacher beside it."""
 import copy
 import logging
-from contextlib import contextmanager, nullcontext
-from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
-                    Union)
+from contextlib import nullcontext
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import nn
-from torch.nn import functional as F
 
 from ..utils.mmcv_ops import watch_mmcv_ops
-from .fast_teacher import FastTeacher
+from .fast_teacher import FastTeacher, Taps
 from .nonfinite import (nonfinite, scaler_in_charge, teacher_error, tensors_of,
                         term_error, warn_once)
 from .recorder import Recorder
 from .teacher import TeacherCfg, build_teacher
+from .term import build_terms
 
 _AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-_ENTRY_KEYS = {'student', 'teacher', 'loss', 'connector', 'resize_teacher'}
 
 
 @MODELS.register_module()
@@ -34,9 +32,10 @@ class Distiller(BaseModel):
     optimised total. The teacher is frozen and no submodule: optimizers,
     DDP and checkpoints see the student and connectors only.
 
-    Taps are forward hooks on named submodules of either model; a tap called
-    several times in a step (a head shared by FPN levels) pairs its calls in
-    order and sums the terms. The student runs first, then the
+    Each entry is a :class:`~.term.DistillTerm`. Taps record what named
+    submodules of either model return, during the training step only; a
+    tap called several times in a step (a head shared by FPN levels) pairs
+    its calls in order and sums the terms. The student runs first, then the
     teacher in ``tensor`` mode under ``no_grad``: no targets, no losses.
 
     Args:
@@ -84,6 +83,10 @@ class Distiller(BaseModel):
             measures its cost (tools/benchmark.py).
         data_preprocessor: Given to the student when its config has none (the
             Runner passes a config's top-level ``data_preprocessor`` here).
+        init_cfg: Initialisation of the student and connectors (e.g.
+            ``dict(type='Pretrained', checkpoint=...)`` with ``student.``
+            keys), applied by ``init_weights`` before their own ones; the
+            teacher is marked initialised and keeps its checkpoint.
     """
 
     def __init__(self,
@@ -104,7 +107,6 @@ class Distiller(BaseModel):
                  init_cfg: Optional[dict] = None,
                  **unknown: Any) -> None:
         _reject_unknown_args(unknown)
-        taps = _check_distill_losses(distill_losses)
         if teacher_autocast not in (None, 'auto', *_AUTOCAST_DTYPES):
             raise ValueError(
                 '`teacher_autocast` should be None, "auto", '
@@ -126,36 +128,23 @@ class Distiller(BaseModel):
         self.teacher_autocast = teacher_autocast
         self.teacher_channels_last = teacher_channels_last
         self._teacher_is_channels_last = False
-        self.distill_losses = nn.ModuleDict({
-            name: MODELS.build(cfg['loss'])
-            for name, cfg in distill_losses.items()
-        })
-        self.connectors = nn.ModuleDict({
-            name: MODELS.build(cfg['connector'])
-            for name, cfg in distill_losses.items() if cfg.get('connector')
-        })
-        self.resize_teacher = {
-            name
-            for name, cfg in distill_losses.items()
-            if cfg.get('resize_teacher', False)
-        }
-        self.taps = taps
-        self.student_taps = Recorder(self.student,
-                                     [s for s, _ in taps.values()], 'student')
-        self.teacher_taps = Recorder(self.teacher,
-                                     [t for _, t in taps.values()], 'teacher')
+        self.terms = build_terms(distill_losses)
+        teacher_paths = [term.teacher_tap for term in self.terms.values()]
+        self.student_taps = Recorder(
+            self.student, [term.student_tap for term in self.terms.values()],
+            'student')
+        self.teacher_taps = Recorder(self.teacher, teacher_paths, 'teacher')
         # Set by DistillHook's warm-up / stop schedule; 0 skips the teacher.
         self.distill_scale = 1.0
-        self._teacher_predicts = False
         self.teacher_forward = None
         if teacher_forward is not None:
             self.teacher_forward = MODELS.build(teacher_forward)
             if hasattr(self.teacher_forward, 'attach'):
                 self.teacher_forward.attach(self.student, self.teacher)
         self.fast_teacher = FastTeacher(self.teacher, teacher_fuse,
-                                        teacher_compile,
-                                        [t for _, t in taps.values()])
-        self._exclude_teacher_from_checkpoints_and_ddp()
+                                        teacher_compile, teacher_paths)
+        # Checkpoints written before the teacher was recorded lack it.
+        self.register_load_state_dict_post_hook(_forgive_extra_state)
         watch_mmcv_ops(self)  # a clear error when mmcv lacks CUDA kernels
         # Recorded in checkpoints; a resume with another teacher warns.
         self.teacher_source = _teacher_source(teacher, teacher_ckpt,
@@ -163,18 +152,12 @@ class Distiller(BaseModel):
         self._warned: set = set()  # non-finite warnings already logged
         self.nonfinite_guard = bool(nonfinite_guard)
 
-    def _exclude_teacher_from_checkpoints_and_ddp(self) -> None:
-        # The teacher is rebuilt from `teacher_ckpt`; saving it would add its
-        # full size to every checkpoint. (It is no submodule, see
-        # `__setattr__`; these hooks also cover a subclass registering one.)
-        self._register_state_dict_hook(_drop_teacher_keys)
-        self.register_load_state_dict_post_hook(_forgive_teacher_keys)
-
     def __setattr__(self, name: str, value: Any) -> None:
         # The teacher is kept out of the module tree: whatever walks
         # `parameters()`/`named_children()` (optimizer constructors and their
-        # `paramwise_cfg`, DDP, SyncBN conversion, parameter counts) sees the
-        # student and connectors only, exactly the trainable model.
+        # `paramwise_cfg`, DDP, SyncBN conversion, parameter counts,
+        # `init_weights`, checkpoints) sees the student and connectors
+        # only, exactly the trainable model.
         if name == 'teacher' and isinstance(value, nn.Module):
             self._modules.pop('teacher', None)
             object.__setattr__(self, name, value)
@@ -199,13 +182,6 @@ class Distiller(BaseModel):
         if isinstance(teacher, BaseModel):
             teacher._set_device(device)
 
-    def init_weights(self) -> None:
-        """Initialise the student and connectors; the teacher keeps the
-        weights loaded from its checkpoint."""
-        for module in (self.student, *self.connectors.values()):
-            if hasattr(module, 'init_weights'):
-                module.init_weights()
-
     def train(self, mode: bool = True) -> 'Distiller':
         """Set the student's mode; the teacher stays in eval mode."""
         super().train(mode)
@@ -219,65 +195,45 @@ class Distiller(BaseModel):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         # predict / tensor: the student alone, so the library's loops and
-        # metrics work unchanged (DistillHook swaps in the teacher once).
-        model = self.teacher if self._teacher_predicts else self.student
-        try:
-            return model(inputs, data_samples, mode=mode)
-        finally:
-            # The taps record these calls too; drop them, or a validation
-            # epoch keeps every tapped feature map (an FPN) alive.
-            self.student_taps.clear()
-            self.teacher_taps.clear()
-
-    @contextmanager
-    def teacher_predicts(self) -> Iterator[None]:
-        """Within this context, ``predict``/``tensor`` run the teacher."""
-        self._teacher_predicts = True
-        try:
-            yield
-        finally:
-            self._teacher_predicts = False
+        # metrics work unchanged.
+        return self.student(inputs, data_samples, mode=mode)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: Optional[List]) -> Dict[str, torch.Tensor]:
         """The student's own losses plus one key per distillation term."""
-        self.student_taps.clear()
-        self.teacher_taps.clear()
-        try:
+        with self.student_taps as student_out:
             losses = _rename_bare_loss(
                 self.student(inputs, data_samples, mode='loss'))
-            clash = set(self.taps) & set(losses)
-            if clash:
-                raise ValueError(f'`distill_losses` keys {sorted(clash)} are '
-                                 'already losses of the student; rename them.')
-            if self.distill_scale == 0:
-                # Distillation switched off: save the teacher's forward, keep
-                # the keys so logs stay aligned. Connectors still join the
-                # graph (times 0), or DDP would stop on unused parameters.
-                zero = sum((p.sum() * 0 for p in self.connectors.parameters()),
-                           next(self.student.parameters()).new_zeros(()))
-                losses.update({name: zero for name in self.taps})
-                return losses
-            self.run_teacher(inputs, data_samples)
-            if self.nonfinite_guard:
-                self._guard_teacher_taps(inputs, data_samples)
-            for name, (s_path, t_path) in self.taps.items():
-                losses[name] = self.distill_scale * self._term(
-                    name, s_path, t_path)
-            if self.nonfinite_guard:
-                self._guard_terms(losses, inputs)
-        finally:
-            # Drop references to activations as soon as the step is done.
-            self.student_taps.clear()
-            self.teacher_taps.clear()
+        clash = set(self.terms) & set(losses)
+        if clash:
+            raise ValueError(f'`distill_losses` keys {sorted(clash)} are '
+                             'already losses of the student; rename them.')
+        if self.distill_scale == 0:
+            # Distillation switched off: save the teacher's forward, keep
+            # the keys so logs stay aligned. Connectors still join the
+            # graph (times 0), or DDP would stop on unused parameters.
+            zero = sum((p.sum() * 0 for p in self.terms.parameters()),
+                       next(self.student.parameters()).new_zeros(()))
+            losses.update({name: zero for name in self.terms})
+            return losses
+        teacher_out = self.run_teacher(inputs, data_samples)
+        if self.nonfinite_guard:
+            teacher_out = self._guard_teacher_taps(teacher_out, inputs,
+                                                   data_samples)
+        for name, term in self.terms.items():
+            losses[name] = self.distill_scale * term(
+                student_out[term.student_tap], teacher_out[term.teacher_tap])
+        if self.nonfinite_guard:
+            self._guard_terms(losses, inputs)
         return losses
 
     def run_teacher(self,
                     inputs: torch.Tensor,
                     data_samples: Optional[List],
-                    fp32: bool = False) -> None:
-        """Run the teacher for its taps only (no targets, no losses);
-        ``fp32=True`` without the teacher's autocast."""
+                    fp32: bool = False) -> Taps:
+        """Run the teacher for its taps only (no targets, no losses) and
+        return what each teacher tap recorded; ``fp32=True`` without the
+        teacher's autocast."""
         device = inputs.device.type if isinstance(inputs, torch.Tensor) \
             else 'cpu'
         dtype = None if fp32 else _teacher_dtype(self.teacher_autocast, device)
@@ -289,46 +245,26 @@ class Distiller(BaseModel):
                 self._teacher_is_channels_last = True
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), precision:
-            self.fast_teacher(lambda: self._call_teacher(inputs, data_samples),
-                              self.teacher_taps)
+            return self.fast_teacher(
+                lambda: self._record_teacher(inputs, data_samples))
 
-    def _call_teacher(self, inputs: torch.Tensor,
-                      data_samples: Optional[List]) -> None:
-        if self.teacher_forward is None:
-            self.teacher(inputs, data_samples, mode='tensor')
-        else:
-            self.teacher_forward(self.teacher, inputs, data_samples)
+    def _record_teacher(self, inputs: torch.Tensor,
+                        data_samples: Optional[List]) -> Taps:
+        with self.teacher_taps as outputs:
+            if self.teacher_forward is None:
+                self.teacher(inputs, data_samples, mode='tensor')
+            else:
+                self.teacher_forward(self.teacher, inputs, data_samples)
+        return outputs
 
-    def _term(self, name: str, s_path: str, t_path: str) -> torch.Tensor:
-        s_calls = self.student_taps.outputs[s_path]
-        t_calls = self.teacher_taps.outputs[t_path]
-        if len(s_calls) != len(t_calls) or not s_calls:
-            raise RuntimeError(
-                f'{name}: student tap {s_path!r} ran {len(s_calls)} time(s) '
-                f'but teacher tap {t_path!r} ran {len(t_calls)} time(s) in '
-                'this step; choose modules that run equally often.')
-        loss_fn = self.distill_losses[name]
-        connector = self.connectors[name] if name in self.connectors else None
-        total = 0.
-        for i, (s_out, t_out) in enumerate(zip(s_calls, t_calls)):
-            if connector is not None:
-                s_out = connector(s_out)
-            for s, t in _pair_tensors(s_out, t_out, name, s_path, t_path):
-                if name in self.resize_teacher:
-                    t = _resize_like(t, s)
-                _check_shapes(s, t, name, s_path, t_path, i)
-                total = total + loss_fn(s, t)
-        return total
-
-    def _guard_teacher_taps(self, inputs: torch.Tensor,
-                            data_samples: Optional[List]) -> None:
+    def _guard_teacher_taps(self, outputs: Taps, inputs: torch.Tensor,
+                            data_samples: Optional[List]) -> Taps:
         """Teacher taps must be finite; an fp16/bf16 overflow is recomputed
         in fp32 for this step (see :mod:`.nonfinite`)."""
-        term_of = {t: name for name, (_, t) in self.taps.items()}
-        outputs = self.teacher_taps.outputs
+        term_of = {term.teacher_tap: name for name, term in self.terms.items()}
         bad = nonfinite({t: _tensors_of_calls(outputs[t]) for t in term_of})
         if not bad:
-            return
+            return outputs
         device = inputs.device.type if isinstance(inputs, torch.Tensor) \
             else 'cpu'
         dtype = _teacher_dtype(self.teacher_autocast, device)
@@ -340,11 +276,11 @@ class Distiller(BaseModel):
                 f'{term_of[tap]}: teacher tap {tap!r} gave NaN/Inf under '
                 f'{dtype} autocast; recomputing the teacher in fp32 for each '
                 'such step (logged once per tap).')
-        self.teacher_taps.clear()
-        self.run_teacher(inputs, data_samples, fp32=True)
+        outputs = self.run_teacher(inputs, data_samples, fp32=True)
         bad = nonfinite({t: _tensors_of_calls(outputs[t]) for t in term_of})
         if bad:
             raise teacher_error(term_of[bad[0]], bad[0], recomputed=True)
+        return outputs
 
     def _guard_terms(self, losses: Dict[str, Any],
                      inputs: torch.Tensor) -> None:
@@ -352,7 +288,7 @@ class Distiller(BaseModel):
         unless an AMP loss scaler skips the step (see :mod:`.nonfinite`)."""
         bad = nonfinite({
             name: [losses[name]]
-            for name in self.taps if isinstance(losses[name], torch.Tensor)
+            for name in self.terms if isinstance(losses[name], torch.Tensor)
         })
         if not bad:
             return
@@ -364,7 +300,8 @@ class Distiller(BaseModel):
                 "the loss scaler skips this step's optimizer update and "
                 'lowers its scale (logged once).')
             return
-        raise term_error(bad[0], losses[bad[0]], self.taps[bad[0]][0])
+        raise term_error(bad[0], losses[bad[0]],
+                         self.terms[bad[0]].student_tap)
 
     def get_extra_state(self) -> torch.Tensor:
         """Saved in every checkpoint: which teacher the run distilled.
@@ -446,94 +383,7 @@ def _use_channels_last(choice: Union[bool, str], inputs: Any) -> bool:
     return inputs.is_cuda if choice == 'auto' else bool(choice)
 
 
-def _check_distill_losses(distill_losses: Dict[str, dict]) -> Dict:
-    if not isinstance(distill_losses, dict) or not distill_losses:
-        raise ValueError('`distill_losses` should be a non-empty dict of '
-                         'name -> dict(student=..., teacher=..., loss=...), '
-                         f'but got {distill_losses!r}.')
-    taps = {}
-    for name, cfg in distill_losses.items():
-        if 'loss' not in name:
-            raise ValueError(
-                f'`distill_losses` names should contain "loss" (MMEngine '
-                f'only sums such keys), but got {name!r}; try '
-                f'"loss_{name}".')
-        missing = {'student', 'teacher', 'loss'} - set(cfg)
-        if missing:
-            raise ValueError(f'`distill_losses.{name}` should have keys '
-                             f'student, teacher and loss, but lacks '
-                             f'{sorted(missing)}.')
-        unknown = set(cfg) - _ENTRY_KEYS
-        if unknown:
-            raise ValueError(f'`distill_losses.{name}` should only have keys '
-                             f'{sorted(_ENTRY_KEYS)}, but got unknown '
-                             f'{sorted(unknown)}; check the spelling.')
-        taps[name] = (cfg['student'], cfg['teacher'])
-    return taps
-
-
-def _pair_tensors(s_out: Any, t_out: Any, name: str, s_path: str,
-                  t_path: str) -> Sequence:
-    """Pair outputs; modules returning tuples (an FPN) pair element-wise."""
-    if isinstance(s_out, torch.Tensor) and isinstance(t_out, torch.Tensor):
-        return [(s_out, t_out)]
-    if (isinstance(s_out, (tuple, list)) and isinstance(t_out, (tuple, list))
-            and len(s_out) == len(t_out)):
-        return list(zip(s_out, t_out))
-    raise RuntimeError(
-        f'{name}: student tap {s_path!r} returned {_describe(s_out)} but '
-        f'teacher tap {t_path!r} returned {_describe(t_out)}; tap modules '
-        'whose outputs correspond.')
-
-
-def _resize_like(t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Bilinearly resize a dense teacher map to the student's size.
-
-    The teacher is resized (not the student) so the loss keeps the student's
-    resolution and its gradient needs no interpolation.
-    """
-    if t.dim() < 3 or t.shape[2:] == s.shape[2:]:
-        return t
-    return F.interpolate(
-        t, size=s.shape[2:], mode='bilinear', align_corners=False)
-
-
-def _check_shapes(s: torch.Tensor, t: torch.Tensor, name: str, s_path: str,
-                  t_path: str, call: int) -> None:
-    if s.shape != t.shape:
-        raise RuntimeError(
-            f'{name}: student tap {s_path!r} output of shape '
-            f'{tuple(s.shape)} does not match teacher tap {t_path!r} '
-            f'output of shape {tuple(t.shape)} (call {call}). ' +
-            (f'Only the spatial sizes differ: set `resize_teacher=True` in '
-             f'`distill_losses.{name}` to resize the teacher map to the '
-             "student's size." if _only_spatial_differs(s, t) else
-             'Tap modules whose outputs line up, e.g. heads with the '
-             'same classes.'))
-
-
-def _only_spatial_differs(s: torch.Tensor, t: torch.Tensor) -> bool:
-    return s.dim() == t.dim() > 2 and s.shape[:2] == t.shape[:2]
-
-
-def _describe(out: Any) -> str:
-    if isinstance(out, torch.Tensor):
-        return f'a tensor of shape {tuple(out.shape)}'
-    if isinstance(out, (tuple, list)):
-        return f'a {type(out).__name__} of {len(out)}'
-    return type(out).__name__
-
-
-def _drop_teacher_keys(module: nn.Module, state_dict: dict, prefix: str,
-                       local_metadata: dict) -> None:
-    for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
-        del state_dict[key]
-
-
-def _forgive_teacher_keys(module: nn.Module, incompatible_keys) -> None:
-    missing = incompatible_keys.missing_keys
-    # `_extra_state`: checkpoints written before the teacher was recorded.
-    missing[:] = [
-        k for k in missing
-        if not k.startswith('teacher.') and k != '_extra_state'
+def _forgive_extra_state(module: nn.Module, incompatible_keys) -> None:
+    incompatible_keys.missing_keys[:] = [
+        k for k in incompatible_keys.missing_keys if k != '_extra_state'
     ]

@@ -17,6 +17,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .nonfinite import tensors_of
 
+# Tap path -> what the tap returned, one entry per call (see Recorder).
+Taps = Dict[str, List[Any]]
 # Folding changes only rounding; anything larger means a fold was wrong.
 _FOLD_RTOL = 1e-3
 _FOLD_ATOL = 1e-4
@@ -60,10 +62,10 @@ def _foldable(module: nn.Module) -> bool:
 
 
 def find_conv_bn_pairs(model: nn.Module,
-                       forward: Callable[[], None]) -> List[Tuple[str, str]]:
-    """Run ``forward`` once and return ``(conv, bn)`` module paths where
+                       forward: Callable[[], Any]) -> Tuple[List, Any]:
+    """Run ``forward`` once; return ``(conv, bn)`` module paths where
     every call of the BatchNorm took exactly the tensor that the
-    convolution had just returned.
+    convolution had just returned, and what ``forward`` returned.
 
     Tensor identity is what a static walk of the modules cannot see: the
     order of ``named_modules`` says nothing about the data flow (mmcv's
@@ -98,7 +100,7 @@ def find_conv_bn_pairs(model: nn.Module,
         m.register_forward_hook(conv_hook(p)) for p, m in convs.items()
     ] + [m.register_forward_pre_hook(bn_hook(p)) for p, m in bns.items()]
     try:
-        forward()
+        result = forward()
     finally:
         for handle in handles:
             handle.remove()
@@ -109,14 +111,14 @@ def find_conv_bn_pairs(model: nn.Module,
             pairs.append((sources[0], bn_path))
     # A convolution feeding two BatchNorms cannot absorb both.
     convs_used = [conv for conv, _ in pairs]
-    return [(c, b) for c, b in pairs if convs_used.count(c) == 1]
+    return [(c, b) for c, b in pairs if convs_used.count(c) == 1], result
 
 
-def _tap_outputs(recorder) -> List[torch.Tensor]:
+def _tap_tensors(outputs: Dict[str, List[Any]]) -> List[torch.Tensor]:
     """fp32 copies of every tensor the taps recorded, in order."""
     return [
-        t.detach().float().clone() for outputs in recorder.outputs.values()
-        for t in tensors_of(outputs)
+        t.detach().float().clone() for calls in outputs.values()
+        for t in tensors_of(calls)
     ]
 
 
@@ -164,20 +166,19 @@ class FastTeacher:
         self.compiled: Optional[nn.Module] = None
         self._pending = fuse or bool(compile)
 
-    def __call__(self, forward: Callable[[], None], recorder) -> None:
-        """Run ``forward`` (the teacher for its taps), preparing the
-        speed-ups the first time."""
+    def __call__(self, forward: Callable[[], Taps]) -> Taps:
+        """Run ``forward`` (the teacher, returning its tap outputs),
+        preparing the speed-ups the first time."""
         if self._pending:
             self._pending = False
             if self.fuse:
-                self._fold(forward, recorder)
+                self._fold(forward)
             if self.compile_options:
                 self._compile()
         if self.compiled is None:
-            forward()
-            return
+            return forward()
         try:
-            forward()
+            return forward()
         except torch.OutOfMemoryError:
             raise
         except Exception as err:  # compilers raise many types
@@ -186,15 +187,12 @@ class FastTeacher:
                 f'({_root_cause(err)}); running it eagerly.', 'warning')
             del self.compiled.forward  # back to the class's eager forward
             self.compiled = None
-            recorder.clear()
-            forward()
+            return forward()
 
-    def _fold(self, forward: Callable[[], None], recorder) -> None:
-        fp32 = _fp32(self.teacher)
-        with fp32:
-            pairs = find_conv_bn_pairs(self.teacher, forward)
-        reference = _tap_outputs(recorder)
-        recorder.clear()
+    def _fold(self, forward: Callable[[], Taps]) -> None:
+        with _fp32(self.teacher):
+            pairs, outputs = find_conv_bn_pairs(self.teacher, forward)
+        reference = _tap_tensors(outputs)
         if not pairs:
             _log('distkd_mm: `teacher_fuse`: no BatchNorm directly follows '
                  'a convolution in the teacher; nothing folded.')
@@ -208,9 +206,7 @@ class FastTeacher:
             fold_bn_into_conv(self.teacher.get_submodule(conv), bns[bn])
             _set_module(self.teacher, bn, nn.Identity())
         with _fp32(self.teacher):
-            forward()
-        folded = _tap_outputs(recorder)
-        recorder.clear()
+            folded = _tap_tensors(forward())
         if _same(reference, folded):
             self.folded = pairs
             _log(f'distkd_mm: `teacher_fuse` folded {len(pairs)} BatchNorms '

@@ -3,6 +3,7 @@ import difflib
 from typing import Any, Dict, Iterable, List
 
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 
 def get_submodule(model: nn.Module, path: str, side: str) -> nn.Module:
@@ -24,35 +25,43 @@ def get_submodule(model: nn.Module, path: str, side: str) -> nn.Module:
 
 
 class Recorder:
-    """Records every output of a set of named submodules.
+    """Records what named submodules return, inside ``with`` only.
 
-    Heads shared across FPN levels run once per level, so each tap keeps a
-    list of outputs in call order; the distiller pairs student and teacher
-    calls by position.
+    ``with recorder as outputs:`` hooks the submodules and fills ``outputs``
+    (path -> list of outputs, in call order: a head shared across FPN levels
+    runs once per level); leaving the block removes the hooks, so nothing
+    is recorded outside a training step and ``outputs`` is freed with the
+    caller's reference. Paths are checked when the recorder is built.
     """
 
     def __init__(self, model: nn.Module, paths: Iterable[str],
                  side: str) -> None:
-        self.outputs: Dict[str, List[Any]] = {}
-        self._handles = []
-        for path in dict.fromkeys(paths):
-            module = get_submodule(model, path, side)
-            self.outputs[path] = []
-            self._handles.append(
-                module.register_forward_hook(self._hook(path)))
+        self.modules = {
+            path: get_submodule(model, path, side)
+            for path in dict.fromkeys(paths)
+        }
+        self._handles: List[RemovableHandle] = []
 
-    def _hook(self, path: str):
+    def __enter__(self) -> Dict[str, List[Any]]:
+        if self._handles:
+            raise RuntimeError('A Recorder records one scope at a time; '
+                               'leave the first `with` block first.')
+        outputs: Dict[str, List[Any]] = {path: [] for path in self.modules}
+        self._handles = [
+            module.register_forward_hook(_append_to(outputs[path]))
+            for path, module in self.modules.items()
+        ]
+        return outputs
 
-        def record(module: nn.Module, args: tuple, output: Any) -> None:
-            self.outputs[path].append(output)
-
-        return record
-
-    def clear(self) -> None:
-        for outputs in self.outputs.values():
-            outputs.clear()
-
-    def remove(self) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         for handle in self._handles:
             handle.remove()
-        self._handles.clear()
+        self._handles = []
+
+
+def _append_to(calls: List[Any]):
+
+    def record(module: nn.Module, args: tuple, output: Any) -> None:
+        calls.append(output)
+
+    return record

@@ -5,6 +5,7 @@ from typing import Callable, Optional, Union
 
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+from mmengine.model import BaseModule
 from mmengine.registry import MODELS, DefaultScope
 from torch import nn
 
@@ -94,4 +95,8 @@ def build_teacher(teacher: TeacherCfg,
             logger='current',
             level=logging.WARNING)
     model.requires_grad_(False)
+    if isinstance(model, BaseModule):
+        # A later `init_weights()` (the Runner's, a user's) must not
+        # re-initialise loaded weights: it is a no-op on an initialised one.
+        model.is_init = True
     return model.eval()

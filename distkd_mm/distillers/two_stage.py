@@ -12,6 +12,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from .recorder import get_submodule
 
@@ -51,6 +52,7 @@ class RoITeacherForward:
         self.student_roi_extractor = student_roi_extractor
         self.stage = stage
         self._rois: List[Tensor] = []
+        self._handles: List[RemovableHandle] = []
 
     def attach(self, student: nn.Module, teacher: nn.Module) -> None:
         """Hook the student's RoI extractor; check the teacher's layout.
@@ -60,11 +62,21 @@ class RoITeacherForward:
         """
         extractor = get_submodule(student, self.student_roi_extractor,
                                   'student')
-        extractor.register_forward_pre_hook(self._capture, with_kwargs=True)
+        self._teacher_modules(teacher)
+        self.remove()
         # A new student forward starts a new step: forget the last RoIs, so
         # a failed step never leaks stale RoIs into the next one.
-        student.register_forward_pre_hook(self._reset)
-        self._teacher_modules(teacher)
+        self._handles = [
+            extractor.register_forward_pre_hook(
+                self._capture, with_kwargs=True),
+            student.register_forward_pre_hook(self._reset)
+        ]
+
+    def remove(self) -> None:
+        """Detach from the student (before attaching to another)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def _reset(self, module: nn.Module, args: tuple) -> None:
         self._rois.clear()

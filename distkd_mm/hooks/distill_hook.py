@@ -6,6 +6,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from ..distillers import Distiller
+
 
 @HOOKS.register_module()
 class DistillHook(Hook):
@@ -74,10 +76,11 @@ class DistillHook(Hook):
         self._teacher_sum: Optional[float] = None
 
     @staticmethod
-    def distiller(runner):
+    def distiller(runner) -> Distiller:
+        """The run's Distiller, unwrapped from DDP and the like."""
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        if not hasattr(model, 'teacher_predicts'):
+        if not isinstance(model, Distiller):
             raise TypeError('DistillHook should be used with a Distiller '
                             f'model, but got {type(model).__name__}; remove '
                             'the hook or wrap the model in a Distiller.')
@@ -92,17 +95,22 @@ class DistillHook(Hook):
             self.judge_teacher(metrics, runner)
 
     def evaluate_teacher(self, runner) -> Dict[str, float]:
-        """The teacher's metrics on the run's validation data."""
+        """The teacher's metrics on the run's validation data.
+
+        The teacher predicts on the batches as the student's data
+        preprocessor prepares them, which is what it sees in training.
+        """
         model = self.distiller(runner)
         loop = runner.val_loop
         was_training = model.training
         model.eval()
-        with model.teacher_predicts(), torch.no_grad():
+        with torch.no_grad():
             for i, batch in enumerate(loop.dataloader):
                 if self.max_eval_batches is not None and \
                         i >= self.max_eval_batches:
                     break
-                outputs = runner.model.val_step(batch)
+                data = model.data_preprocessor(batch, False)
+                outputs = model.teacher(**data, mode='predict')
                 loop.evaluator.process(data_samples=outputs, data_batch=batch)
             size = len(loop.dataloader.dataset)
             if self.max_eval_batches is not None:

@@ -108,16 +108,16 @@ def test_mimic_term_equals_summed_level_mse_and_trains_the_adapter():
     inputs = batch['inputs']
     losses = model.loss(inputs, batch['data_samples'])
     with torch.no_grad():
-        s_feats = model.connectors['loss_mimic'](
+        s_feats = model.terms['loss_mimic'].connector(
             model.student.extract_feat(inputs))
         t_feats = model.teacher.extract_feat(inputs)
     expected = sum(F.mse_loss(s, t) for s, t in zip(s_feats, t_feats))
     torch.testing.assert_close(losses['loss_mimic'].detach(), expected)
     losses['loss_mimic'].backward()
-    for conv in model.connectors['loss_mimic'].convs:
+    for conv in model.terms['loss_mimic'].connector.convs:
         assert conv.weight.grad.abs().sum() > 0
         assert conv.bias.grad.abs().sum() > 0
     # The connector is a student-side module: saved, unlike the teacher.
     keys = model.state_dict().keys()
-    assert 'connectors.loss_mimic.convs.4.weight' in keys
+    assert 'terms.loss_mimic.connector.convs.4.weight' in keys
     assert not any(k.startswith('teacher.') for k in keys)

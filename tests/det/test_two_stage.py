@@ -71,7 +71,7 @@ def run_step(model, batch, replace=None):
     logits) as the taps saw them."""
     probe = RoIProbe(model, replace)
     teacher_tap = dict(
-        model.teacher.named_modules())[model.taps['loss_dist'][1]]
+        model.teacher.named_modules())[model.terms['loss_dist'].teacher_tap]
     outs = {}
     hooks = [
         model.student.roi_head.bbox_head.fc_cls.register_forward_hook(

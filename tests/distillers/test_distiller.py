@@ -36,7 +36,7 @@ def test_distill_term_equals_dist_of_the_two_models_logits(make_batch):
         model.student.train()
         s = model.student(data['inputs'], mode='tensor')
         t = model.teacher(data['inputs'], mode='tensor')
-    expected = model.distill_losses['loss_dist'](s, t)
+    expected = model.terms['loss_dist'].loss(s, t)
     assert torch.allclose(losses['loss_dist'], expected, atol=1e-6)
 
 
@@ -207,16 +207,38 @@ def test_student_is_saved_once():
     assert fc == ['student.head.fc.weight']
 
 
-def test_teacher_predicts_only_inside_its_context(make_batch):
-    model = build().eval()
-    data = model.data_preprocessor(make_batch(), False)
+def test_taps_record_only_inside_the_training_step(make_batch):
+    model = build()
+    tapped = [
+        *model.student_taps.modules.values(),
+        *model.teacher_taps.modules.values()
+    ]
+    data = model.data_preprocessor(make_batch(), True)
+    model(**data, mode='loss')
     with torch.no_grad():
-        teacher = model.teacher(data['inputs'], mode='tensor')
-        student = model.student(data['inputs'], mode='tensor')
-        with model.teacher_predicts():
-            assert torch.equal(model(data['inputs'], mode='tensor'), teacher)
-        assert torch.equal(model(data['inputs'], mode='tensor'), student)
-    assert list(model.state_dict()) == list(build().state_dict())
+        model(data['inputs'], data['data_samples'], mode='predict')
+    # No hook is left behind to keep a validation's tapped maps alive.
+    assert all(not m._forward_hooks for m in tapped)
+    with model.teacher_taps as outputs, torch.no_grad():
+        model.teacher(data['inputs'], mode='tensor')
+    assert [o.shape for o in outputs['head.fc']] == [(4, 10)]
+    assert all(not m._forward_hooks for m in tapped)
+
+
+def test_init_cfg_initialises_the_student_but_never_the_teacher(tmp_path):
+    donor = build()
+    path = str(tmp_path / 'student.pth')
+    torch.save({'state_dict': donor.state_dict()}, path)
+    model = build(init_cfg=dict(type='Pretrained', checkpoint=path))
+    teacher = copy.deepcopy(model.teacher.state_dict())
+
+    model.init_weights()
+    model.teacher.init_weights()  # e.g. a user's: a no-op once loaded
+
+    for name, value in model.student.state_dict().items():
+        assert torch.equal(value, donor.student.state_dict()[name]), name
+    for name, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher[name]), name
 
 
 def test_switched_off_distillation_keeps_connectors_in_the_graph(make_batch):
@@ -237,4 +259,4 @@ def test_switched_off_distillation_keeps_connectors_in_the_graph(make_batch):
     assert losses['loss_dist'].item() == 0.0
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     # A gradient (zero) for every connector parameter: DDP sees them used.
-    assert all(p.grad is not None for p in model.connectors.parameters())
+    assert all(p.grad is not None for p in model.terms.parameters())

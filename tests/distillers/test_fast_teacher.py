@@ -89,14 +89,19 @@ def test_a_fold_that_changes_the_output_is_undone(logs):
     model.eval().requires_grad_(False)
     x = torch.randn(2, 3, 8, 8)
     expected = model(x)
-    taps = Recorder(model, [''], 'teacher')
+    recorder = Recorder(model, [''], 'teacher')
     fast = FastTeacher(model, fuse=True, compile=False, taps=[''])
 
-    fast(lambda: model(x), taps)
+    def forward():
+        with recorder as outputs:
+            model(x)
+        return outputs
+
+    outputs = fast(forward)
 
     assert fast.folded == []
     assert isinstance(model.bn, nn.BatchNorm2d)
-    torch.testing.assert_close(taps.outputs[''][0], expected)
+    torch.testing.assert_close(outputs[''][0], expected)
     assert any('did not match' in m for m in logs)
 
 
@@ -142,12 +147,11 @@ def test_compile_is_skipped_when_a_tap_is_in_the_backbone(logs):
     teacher = copy.deepcopy(model.teacher)
     x = torch.randn(2, 3, 16, 16)
 
-    model.fast_teacher(lambda: model.teacher(x, mode='tensor'),
-                       model.teacher_taps)
+    outputs = model.run_teacher(x, None)
 
     assert model.fast_teacher.compiled is None
     assert any("taps ['backbone']" in m for m in logs)
-    torch.testing.assert_close(model.teacher_taps.outputs['backbone'][0][0],
+    torch.testing.assert_close(outputs['backbone'][0][0],
                                teacher.backbone(x)[0])
 
 

@@ -47,7 +47,6 @@ def test_gate_passes_a_trained_teacher_and_logs_its_score(
     assert not any(
         k.startswith(('teacher.', '_')) and k != '_extra_state'
         for k in saved['state_dict'])
-    assert not runner.model._teacher_predicts
 
 
 def test_gate_stops_a_random_teacher_before_any_training(

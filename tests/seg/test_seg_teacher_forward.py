@@ -19,10 +19,10 @@ def test_mmseg_tensor_mode_skips_the_auxiliary_head(segmentor_cfg):
     model = build(segmentor_cfg())
     taps = Recorder(model, ['decode_head.conv_seg', 'auxiliary_head.conv_seg'],
                     'teacher')
-    with torch.no_grad():
+    with torch.no_grad(), taps as recorded:
         model(torch.randn(2, 3, 32, 64), mode='tensor')
-    assert len(taps.outputs['decode_head.conv_seg']) == 1
-    assert taps.outputs['auxiliary_head.conv_seg'] == []
+    assert len(recorded['decode_head.conv_seg']) == 1
+    assert recorded['auxiliary_head.conv_seg'] == []
 
 
 @pytest.mark.parametrize('aux', [1, 2, None])
@@ -35,15 +35,15 @@ def test_heads_forward_runs_decode_and_every_auxiliary_head(
     elif aux == 2:
         paths += ['auxiliary_head.0.conv_seg', 'auxiliary_head.1.conv_seg']
     taps = Recorder(model, paths, 'teacher')
-    with torch.no_grad():
+    with torch.no_grad(), taps as recorded:
         outputs = EncoderDecoderHeads()(model, torch.randn(2, 3, 32, 64))
     assert len(outputs) == 1 + (aux or 0)
     for path in paths:
-        assert len(taps.outputs[path]) == 1, path
+        assert len(recorded[path]) == 1, path
     # The heads' own resolution (1/8 of 32x64): no resize to the input.
     for out in outputs:
         assert out.shape == (2, 19, 4, 8)
-    assert outputs[0] is taps.outputs['decode_head.conv_seg'][0]
+    assert outputs[0] is recorded['decode_head.conv_seg'][0]
 
 
 def test_heads_forward_computes_no_losses_and_reads_no_labels(
