@@ -23,7 +23,7 @@ import torch
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 from distkd_mm.apis.attach import load_config
 from distkd_mm.apis.cli import config_name
-from distkd_mm.utils import add_student_checkpoint_hook
+from distkd_mm.hooks import add_student_checkpoint_hook
 
 LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
 

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from .dist_loss import check_real, flatten_logits
+from .utils import check_real, flatten_logits
 
 
 @MODELS.register_module()

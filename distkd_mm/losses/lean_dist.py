@@ -12,7 +12,7 @@ from typing import Iterator, Tuple
 import torch
 from torch import Tensor
 
-from .dist_loss import PEARSON_EPS, check_logits, empty_loss, pearson
+from .utils import PEARSON_EPS, check_logits, empty_loss, pearson
 
 _TINY = torch.finfo(torch.float32).tiny
 

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from .dist_loss import check_real
+from .utils import check_real
 
 
 @MODELS.register_module()

@@ -1,11 +1,9 @@
 from .checkpoint import (CorruptCheckpointError, load_untrusted,
                          resuming_own_checkpoint)
 from .import_effects import apply_import_effects
-from .student_loading import StudentCheckpointHook, add_student_checkpoint_hook
 from .weights import load_weights
 
 __all__ = [
-    'CorruptCheckpointError', 'StudentCheckpointHook',
-    'add_student_checkpoint_hook', 'apply_import_effects', 'load_untrusted',
+    'CorruptCheckpointError', 'apply_import_effects', 'load_untrusted',
     'load_weights', 'resuming_own_checkpoint'
 ]

@@ -20,19 +20,25 @@ import difflib
 import os
 import os.path as osp
 import pickle
+import zipfile
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import (_get_mmengine_home,
+                                        get_deprecated_model_names,
+                                        get_external_models,
+                                        get_torchvision_models)
 
 from .download import cached_path, download_once
 
-_URL_SCHEMES = ('http://', 'https://', 'torchvision://', 'modelzoo://',
-                'open-mmlab://', 'openmmlab://')
+URL_SCHEMES = ('http://', 'https://', 'torchvision://', 'modelzoo://',
+               'open-mmlab://', 'openmmlab://')
 HISTORY_BUFFER = 'mmengine.logging.history_buffer.HistoryBuffer'
-_HISTORY_METHODS = ('min', 'max', 'current', 'mean')
+HISTORY_METHODS = ('min', 'max', 'current', 'mean')
 # What the weights-only unpickler says when a pickle reaches for code.
 _CODE_REFERENCES = ('Unsupported global', 'unrecognized function',
                     'Can only create new object', 'Can only build',
@@ -67,8 +73,7 @@ def _inert_getattr(obj: Any, name: str) -> str:
 
 
 def _history_getattr(obj: Any, name: str) -> Callable:
-    from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in _HISTORY_METHODS:
+    if obj is HistoryBuffer and name in HISTORY_METHODS:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'Unsupported global: getattr({obj!r}, {name!r}) in a checkpoint')
@@ -99,7 +104,6 @@ def untrusted_globals() -> List:
 
 def resume_globals() -> List:
     """What MMEngine's resume of its own checkpoint needs besides data."""
-    from mmengine.logging import HistoryBuffer
     return data_globals() + [(HistoryBuffer, HISTORY_BUFFER),
                              (_history_getattr, 'builtins.getattr')]
 
@@ -168,7 +172,6 @@ def _torch_reason(err: Exception) -> str:
 
 
 def _describe_bad(path: str) -> str:
-    import zipfile
     with open(path, 'rb') as f:
         head = f.read(64)
     if zipfile.is_zipfile(path):
@@ -222,13 +225,12 @@ def load_from_local_weights_only(filename: str,
 
 def resolve(filename: str) -> str:
     """Map ``torchvision://name`` and ``open-mmlab://name`` to their URL."""
-    from mmengine.runner import checkpoint as ckpt
     scheme, _, name = filename.partition('://')
     if scheme in ('torchvision', 'modelzoo'):
-        urls = ckpt.get_torchvision_models()
+        urls = get_torchvision_models()
     elif scheme in ('open-mmlab', 'openmmlab'):
-        urls = ckpt.get_external_models()
-        name = ckpt.get_deprecated_model_names().get(name, name)
+        urls = get_external_models()
+        name = get_deprecated_model_names().get(name, name)
     else:
         return filename
     if name not in urls:
@@ -237,7 +239,9 @@ def resolve(filename: str) -> str:
                          f'but got {filename!r}. Close names: {close}.')
     url = urls[name]
     if not url.startswith(('http://', 'https://')):
-        url = osp.join(ckpt._get_mmengine_home(), url)
+        # A zoo file that is no URL lives in MMEngine's cache home, which
+        # MMEngine (0.10) names by this private function only.
+        url = osp.join(_get_mmengine_home(), url)
     return url
 
 

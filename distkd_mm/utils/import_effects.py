@@ -1,9 +1,10 @@
 """Every change to other code's global state that ``import distkd_mm`` makes.
 
-Besides registering its own classes in MMEngine's root registries (new
-names only: ``Distiller``, ``DISTLoss``, ``KDLoss``, ``DistillHook``,
-``StudentCheckpointHook``, ...), importing the package does exactly this,
-from :func:`apply_import_effects`, and nothing else:
+Besides registering its own classes and key converters in MMEngine's root
+registries (new names only, never ``force=True``: ``Distiller``,
+``DISTLoss``, ``KDLoss``, ``DistillHook``, ``StudentCheckpointHook``,
+``torchvision_resnet``, ...), importing the package does exactly this, from
+:func:`apply_import_effects`, and nothing else:
 
 1. MMEngine's ``CheckpointLoader`` schemes ``http(s)://``,
    ``torchvision://``, ``modelzoo://``, ``open-mmlab://`` and
@@ -30,19 +31,26 @@ code's ``torch.load(weights_only=True)`` accepts exactly what it did before.
 Each change is idempotent (importing twice changes nothing more).
 """
 import functools
+from typing import Callable
+
+from mmengine.logging import HistoryBuffer
+from mmengine.runner import CheckpointLoader, Runner
+
+from .checkpoint import (HISTORY_METHODS, URL_SCHEMES,
+                         load_from_local_weights_only,
+                         load_from_url_weights_only, resuming_own_checkpoint)
 
 _STATE_KEYS = ('_log_history', '_count_history', 'max_length')
 
 
 def apply_import_effects() -> None:
-    """Make the five changes listed in this module's docstring."""
-    from mmengine.logging import HistoryBuffer
-    from mmengine.runner import CheckpointLoader, Runner
+    """Make the five changes listed in this module's docstring.
 
-    from .checkpoint import (_URL_SCHEMES, load_from_local_weights_only,
-                             load_from_url_weights_only)
+    Called once by ``distkd_mm/__init__.py``; calling it again changes
+    nothing more.
+    """
     CheckpointLoader.register_scheme(
-        prefixes=_URL_SCHEMES, loader=load_from_url_weights_only, force=True)
+        prefixes=URL_SCHEMES, loader=load_from_url_weights_only, force=True)
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local_weights_only, force=True)
     if not getattr(Runner.resume, '_distkd_scoped', False):
@@ -51,11 +59,11 @@ def apply_import_effects() -> None:
     HistoryBuffer.__getstate__ = _history_getstate
 
 
-def _scoped_resume(resume):
+def _scoped_resume(resume: Callable) -> Callable:
+    """``Runner.resume`` run inside :func:`resuming_own_checkpoint`."""
 
     @functools.wraps(resume)
     def wrapper(self, *args, **kwargs):
-        from .checkpoint import resuming_own_checkpoint
         with resuming_own_checkpoint():
             return resume(self, *args, **kwargs)
 
@@ -74,10 +82,7 @@ def _history_setstate(self, state: dict) -> None:
 
 def _history_getstate(self) -> dict:
     """The buffer's data plus custom (non built-in) statistics methods."""
-    defaults = {
-        name: getattr(type(self), name)
-        for name in ('min', 'max', 'current', 'mean')
-    }
+    defaults = {name: getattr(type(self), name) for name in HISTORY_METHODS}
     custom = {
         name: method
         for name, method in self._statistics_methods.items()

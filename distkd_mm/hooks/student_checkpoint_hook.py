@@ -49,7 +49,8 @@ class StudentCheckpointHook(Hook):
         if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
             model = model.module
         state = checkpoint.get('state_dict', checkpoint)
-        source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        # tools/test.py (the libraries' own) sets the config's load_from.
+        source = runner.cfg.get('load_from') or 'the checkpoint'
         shapes = {
             k: tuple(v.shape)
             for k, v in model.state_dict().items()
