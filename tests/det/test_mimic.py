@@ -4,7 +4,6 @@ import warnings
 import pytest
 import torch
 from det_helpers import build_in_mmdet, det_samples, tiny_detector
-from mmengine.registry import MODELS
 from torch.nn import functional as F
 
 from distkd_mm.distillers.connectors import FPNAdapter
@@ -77,11 +76,6 @@ def test_mimic_loss_shape_mismatch_names_both_shapes():
 def test_mimic_loss_rejects_bad_weight(weight, error):
     with pytest.raises(error, match='`loss_weight`'):
         MimicLoss(loss_weight=weight)
-
-
-def test_registered_in_the_root_registry():
-    assert MODELS.get('FPNAdapter') is FPNAdapter
-    assert MODELS.get('MimicLoss') is MimicLoss
 
 
 def test_mimic_term_equals_summed_level_mse_and_trains_the_adapter():

@@ -10,7 +10,6 @@ import pytest
 import torch
 from det_helpers import (build_in_mmdet, det_samples, tiny_backbone,
                          tiny_detector)
-from mmengine.registry import MODELS
 
 from distkd_mm.distillers.two_stage import RoITeacherForward
 
@@ -190,10 +189,6 @@ def test_bad_stage_is_rejected(stage):
 def test_stage_beyond_the_cascade_is_rejected():
     with pytest.raises(ValueError, match='3 cascade stages'):
         build_in_mmdet(two_stage_cfg(stage=3))
-
-
-def test_registered_in_the_root_registry():
-    assert MODELS.get('RoITeacherForward') is RoITeacherForward
 
 
 def test_other_class_count_fails_naming_both_taps_and_shapes():

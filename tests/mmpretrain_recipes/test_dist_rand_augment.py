@@ -12,7 +12,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from mmpretrain.registry import TRANSFORMS as MMPRETRAIN_TRANSFORMS
 from PIL import Image, ImageEnhance, ImageFilter
 
 from distkd_mm.datasets.rand_augment import (IMAGENET_FILL, SEED_OPS,
@@ -246,8 +245,7 @@ def test_sampling_is_the_official_policy():
     assert np.std(levels) == pytest.approx(0.5, abs=0.08)
 
 
-def test_transform_works_on_bgr_results_and_is_registered():
-    assert MMPRETRAIN_TRANSFORMS.get('DISTRandAugment') is DISTRandAugment
+def test_transform_works_on_bgr_results():
     rng = np.random.default_rng(0)
     bgr = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
     invert = DISTRandAugment(ops=('Invert', ), num_ops=1, prob=1.0)

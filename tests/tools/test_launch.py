@@ -92,18 +92,13 @@ def test_torchrun_two_ranks_end_with_identical_students(ddp_config):
         for k, v in rank0.items())
 
 
-def test_dist_train_sh_runs_two_ranks(ddp_config):
+def test_dist_train_sh_runs_two_ranks(ddp_config, monkeypatch):
     tmp = osp.dirname(ddp_config)
     work = osp.join(tmp, 'work_sh')
-    env_python = dict(PYTHON=sys.executable, PORT=str(free_port()))
-    os.environ.update(env_python)
-    try:
-        run([
-            'bash', 'tools/dist_train.sh', ddp_config, '2', '--work-dir', work
-        ], REPO, tmp)
-    finally:
-        for key in env_python:
-            os.environ.pop(key)
+    monkeypatch.setenv('PYTHON', sys.executable)
+    monkeypatch.setenv('PORT', str(free_port()))
+    run(['bash', 'tools/dist_train.sh', ddp_config, '2', '--work-dir', work],
+        REPO, tmp)
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
     info = torch.load(osp.join(tmp, 'info1.pth'))
     assert info['world_size'] == 2
