@@ -1,9 +1,8 @@
-import re
-
+"""DIST's value against an independent float64 loop, its invariances, and
+its dense, empty and low-precision inputs."""
 import numpy as np
 import pytest
 import torch
-from mmengine.registry import MODELS
 
 from distkd_mm.losses import DISTLoss, dist_loss
 
@@ -126,16 +125,6 @@ def test_dist_is_near_zero_on_identical_inputs(use_sigmoid, shape):
     assert 0 <= loss.item() < 1e-4
 
 
-def test_gradient_reaches_student_only():
-    gen = torch.Generator().manual_seed(4)
-    student = torch.randn(5, 6, generator=gen, requires_grad=True)
-    teacher = torch.randn(5, 6, generator=gen, requires_grad=True)
-    DISTLoss()(student, teacher).backward()
-    assert teacher.grad is None
-    assert student.grad is not None
-    assert student.grad.abs().sum().item() > 0
-
-
 def test_single_row_has_finite_loss_and_grad_in_fp16():
     # One row: every column is constant, so the intra correlation is
     # 0 / (0 + eps). In fp16 eps underflows to 0 and gives NaN; the loss must
@@ -149,20 +138,6 @@ def test_single_row_has_finite_loss_and_grad_in_fp16():
                         teacher.float().numpy(), 1, 1, 1, False, 1)
     assert loss.item() == pytest.approx(expected, abs=1e-6)
     assert torch.isfinite(student.grad).all()
-
-
-@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize('use_sigmoid', [False, True])
-def test_low_precision_inputs_give_fp32_result(dtype, use_sigmoid):
-    gen = torch.Generator().manual_seed(6)
-    student = torch.randn(6, 8, 2, 2, generator=gen).to(dtype)
-    teacher = torch.randn(6, 8, 2, 2, generator=gen).to(dtype)
-    loss_fn = DISTLoss(use_sigmoid=use_sigmoid, tau=4.0)
-    loss = loss_fn(student, teacher)
-    # Same (already rounded) values in fp32: only the math precision differs.
-    reference = loss_fn(student.float(), teacher.float())
-    assert loss.dtype == torch.float32
-    assert loss.item() == pytest.approx(reference.item(), abs=1e-3)
 
 
 def test_autocast_bf16_gives_fp32_result():
@@ -180,49 +155,6 @@ def test_autocast_bf16_gives_fp32_result():
     assert loss.item() == pytest.approx(reference.item(), abs=1e-3)
     loss.backward()
     assert head.weight.grad is not None
-
-
-def test_dist_builds_from_root_registry():
-    loss_fn = MODELS.build(
-        dict(type='DISTLoss', beta=2.0, tau=4.0, use_sigmoid=True))
-    assert isinstance(loss_fn, DISTLoss)
-    assert (loss_fn.beta, loss_fn.gamma, loss_fn.tau) == (2.0, 1.0, 4.0)
-    assert loss_fn.use_sigmoid is True
-
-
-@pytest.mark.parametrize('kwargs,error,match', [
-    (dict(tau=0), ValueError, r'`tau` should be a positive number.*got 0'),
-    (dict(tau=-1.5), ValueError, r'`tau` should be .*got -1\.5'),
-    (dict(tau='4'), TypeError, r"`tau` should be a real number.*'4'"),
-    (dict(beta=-1), ValueError, r'`beta` should be .*got -1'),
-    (dict(gamma=-0.5), ValueError, r'`gamma` should be .*got -0\.5'),
-    (dict(loss_weight=-2.0), ValueError, r'`loss_weight` should .*got -2'),
-    (dict(use_sigmoid=1), TypeError, r'`use_sigmoid` should be a bool.*1'),
-    (dict(tau=float('inf')), ValueError, r'`tau` should be a finite.*inf'),
-    (dict(beta=float('nan')), ValueError, r'`beta` should be a finite.*nan'),
-    (dict(gamma=float('inf')), ValueError, r'`gamma` should be a finite'),
-    (dict(loss_weight=float('inf')), ValueError,
-     r'`loss_weight` should be a finite number, but got inf'),
-    (dict(memory_lean='yes'), TypeError,
-     r"`memory_lean` should be a bool, but got 'yes'"),
-])
-def test_invalid_arguments_raise_with_value(kwargs, error, match):
-    with pytest.raises(error, match=match):
-        DISTLoss(**kwargs)
-
-
-def test_mismatched_shapes_name_both_shapes():
-    loss_fn = DISTLoss()
-    with pytest.raises(
-            ValueError,
-            match=re.escape('student logits of shape (4, 10) and teacher '
-                            'logits of shape (4, 11)')):
-        loss_fn(torch.randn(4, 10), torch.randn(4, 11))
-
-
-def test_one_dim_input_is_rejected():
-    with pytest.raises(ValueError, match=r'at least 2 dims.*\(10,\)'):
-        DISTLoss()(torch.randn(10), torch.randn(10))
 
 
 def test_functional_form_equals_module_without_weight():

@@ -1,10 +1,9 @@
+"""KD's value against an independent float64 loop."""
 import math
-import re
 
 import numpy as np
 import pytest
 import torch
-from mmengine.registry import MODELS
 
 from distkd_mm.losses import KDLoss
 
@@ -44,48 +43,3 @@ def test_kd_is_zero_on_identical_logits():
     logits = torch.randn(6, 10, generator=torch.Generator().manual_seed(1))
     loss = KDLoss()(logits, logits.clone())
     assert abs(loss.item()) < 1e-6
-
-
-def test_kd_gradient_reaches_student_only():
-    gen = torch.Generator().manual_seed(2)
-    student = torch.randn(4, 7, generator=gen, requires_grad=True)
-    teacher = torch.randn(4, 7, generator=gen, requires_grad=True)
-    KDLoss()(student, teacher).backward()
-    assert teacher.grad is None
-    assert student.grad.abs().sum().item() > 0
-
-
-@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-def test_kd_low_precision_inputs_give_fp32_result(dtype):
-    gen = torch.Generator().manual_seed(3)
-    student = torch.randn(5, 9, generator=gen).to(dtype)
-    teacher = torch.randn(5, 9, generator=gen).to(dtype)
-    loss_fn = KDLoss()
-    loss = loss_fn(student, teacher)
-    reference = loss_fn(student.float(), teacher.float())
-    assert loss.dtype == torch.float32
-    assert loss.item() == pytest.approx(reference.item(), abs=1e-3)
-
-
-def test_kd_builds_from_root_registry():
-    loss_fn = MODELS.build(dict(type='KDLoss'))
-    assert isinstance(loss_fn, KDLoss)
-    assert (loss_fn.tau, loss_fn.loss_weight) == (4.0, 1.0)
-
-
-@pytest.mark.parametrize('kwargs,error,match', [
-    (dict(tau=0.0), ValueError, r'`tau` should be a positive number.*0\.0'),
-    (dict(tau=None), TypeError, r'`tau` should be a real number.*None'),
-    (dict(loss_weight=-1), ValueError, r'`loss_weight` should .*got -1'),
-])
-def test_kd_invalid_arguments_raise_with_value(kwargs, error, match):
-    with pytest.raises(error, match=match):
-        KDLoss(**kwargs)
-
-
-def test_kd_mismatched_shapes_name_both_shapes():
-    with pytest.raises(
-            ValueError,
-            match=re.escape('student logits of shape (2, 3) and teacher '
-                            'logits of shape (2, 4)')):
-        KDLoss()(torch.randn(2, 3), torch.randn(2, 4))

@@ -46,7 +46,9 @@ def server(tmp_path, monkeypatch):
     httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
     httpd.hits = {}
     httpd.root = served
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # A short poll: shutdown() at teardown waits for one.
+    thread = threading.Thread(
+        target=httpd.serve_forever, args=(0.02, ), daemon=True)
     thread.start()
     httpd.url = f'http://127.0.0.1:{httpd.server_address[1]}'
     yield httpd

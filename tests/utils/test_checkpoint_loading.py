@@ -6,19 +6,12 @@ import os.path as osp
 
 import pytest
 import torch
-from distkd_testing import tiny_classifier, tiny_distiller
+from distkd_testing import save_teacher, tiny_classifier, tiny_distiller
 from mmengine.registry import MODELS
 from mmengine.runner import CheckpointLoader
 
 from distkd_mm.utils.checkpoint import load_untrusted
 from distkd_mm.utils.download import HASH_CHECK_ENV, cached_path
-
-
-def save_teacher(path, seed=0) -> dict:
-    torch.manual_seed(seed)
-    state = MODELS.build(tiny_classifier(8)).state_dict()
-    torch.save({'state_dict': state}, str(path))
-    return state
 
 
 def sha256_prefix(path) -> str:
@@ -27,7 +20,8 @@ def sha256_prefix(path) -> str:
 
 
 def test_url_teacher_downloads_once_and_then_uses_the_cache(server):
-    state = save_teacher(server.root / 'teacher.pth')
+    path = save_teacher(server.root / 'teacher.pth')
+    state = torch.load(path, weights_only=True)['state_dict']
     url = f'{server.url}/teacher.pth'
     for _ in range(2):
         model = MODELS.build(tiny_distiller(teacher_ckpt=url))

@@ -4,11 +4,13 @@ import hashlib
 import logging
 import os
 import os.path as osp
+import socket
 import stat
 import time
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from mmengine.logging import MMLogger
 
 from distkd_mm.utils.checkpoint import CorruptCheckpointError, load_untrusted
@@ -111,14 +113,10 @@ def test_cache_files_follow_the_umask_and_stale_partials_go(server):
         ['teacher.pth', osp.basename(fresh)])
 
 
-def _download_in_rank(rank: int, url: str, port: int, torch_home: str,
-                      out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR='127.0.0.1',
-        MASTER_PORT=str(port),
-        TORCH_HOME=torch_home,
-        LOCAL_RANK=str(rank))
-    torch.distributed.init_process_group('gloo', rank=rank, world_size=2)
+def _download_in_rank(rank: int, url: str, port: int, out: str) -> None:
+    # Forked: the child inherits the server fixture's TORCH_HOME.
+    torch.distributed.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
     try:
         path = download_once(url)
         with open(osp.join(out, f'rank{rank}'), 'w') as f:
@@ -128,18 +126,17 @@ def _download_in_rank(rank: int, url: str, port: int, torch_home: str,
 
 
 def test_distributed_ranks_share_one_download(server, tmp_path):
-    import socket
-
-    import torch.multiprocessing as mp
     weights(server.root / 'teacher.pth', 1.)
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     url = f'{server.url}/teacher.pth'
-    mp.spawn(
+    # Fork, not spawn: the ranks start without importing the stack again.
+    mp.start_processes(
         _download_in_rank,
-        args=(url, port, os.environ['TORCH_HOME'], str(tmp_path)),
-        nprocs=2)
+        args=(url, port, str(tmp_path)),
+        nprocs=2,
+        start_method='fork')
     paths = {open(tmp_path / f'rank{r}').read() for r in (0, 1)}
     assert paths == {cached_path(url)}
     assert server.hits == {'/teacher.pth': 1}
