@@ -3,10 +3,15 @@ import os.path as osp
 
 import pytest
 import torch
-from distkd_testing import cli, save_teacher, tiny_classifier, write_config
+from distkd_testing import (REPO, cli, save_teacher, tiny_classifier,
+                            write_config)
 from mmengine.config import Config
 
-from distkd_mm.apis.attach import attach_teacher, guess_preset
+from distkd_mm.apis.attach import PRESETS, attach_teacher, guess_preset
+
+CONFIGS = osp.join(REPO, 'configs')
+CASCADE = dict(roi_head=dict(type='CascadeRoIHead'))
+AUX = dict(auxiliary_head=dict(type='FCNHead'))
 
 
 def test_teacher_on_the_command_line_trains_a_plain_mmpretrain_config(
@@ -74,3 +79,46 @@ def test_attach_keeps_the_student_and_adds_the_plugin_import(tmp_path):
     assert 'distkd_mm' in out.custom_imports.imports
     with pytest.raises(ValueError, match='already a Distiller'):
         attach_teacher(out, str(teacher_cfg))
+
+
+@pytest.mark.parametrize('preset,student,teacher,config', [
+    ('cls', {}, {}, 'mmpretrain/dist_r34_r18_8xb32-100e_in1k.py'),
+    ('kd', {}, {}, 'mmpretrain/kd_r34_r18_8xb32-100e_in1k.py'),
+    ('retinanet', {}, {},
+     'mmdet/dist_retinanet-x101_retinanet-r50_8xb2-2x_coco.py'),
+    ('retinanet+mimic', {}, {},
+     'mmdet/dist-mimic_retinanet-x101_retinanet-r50_8xb2-2x_coco.py'),
+    ('two-stage', {}, CASCADE,
+     'mmdet/dist_cascade-mask-rcnn-x101_faster-rcnn-r50_8xb2-2x_coco.py'),
+    ('two-stage+mimic', {}, CASCADE,
+     'mmdet/dist-mimic_cascade-mask-rcnn-x101_faster-rcnn-r50_8xb2-2x_'
+     'coco.py'),
+    ('seg', AUX, AUX,
+     'mmseg/dist_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024'
+     '.py'),
+])
+def test_preset_is_the_recipe_of_the_shipped_config(preset, student, teacher,
+                                                    config):
+    """One source per recipe: a preset gives the terms (and teacher
+    forward) its row's config resolves to, for that row's models."""
+    model = Config.fromfile(osp.join(CONFIGS, config)).model
+    terms = PRESETS[preset](student, teacher)
+    assert terms['distill_losses'] == model.distill_losses.to_dict()
+    assert terms.get('teacher_forward') == model.get('teacher_forward')
+
+
+def test_preset_adapts_to_the_models_at_hand():
+    two_stage = PRESETS['two-stage']({}, dict(roi_head=dict(type='RoIHead')))
+    term = two_stage['distill_losses']['loss_dist']
+    assert term['teacher'] == term['student'] == 'roi_head.bbox_head.fc_cls'
+    assert set(PRESETS['seg']({}, AUX)['distill_losses']) == {'loss_dist'}
+    mimic = PRESETS['retinanet+mimic'](
+        dict(neck=dict(out_channels=128, num_outs=4)),
+        dict(neck=dict(out_channels=512)))['distill_losses']['loss_mimic']
+    assert mimic['connector'] == dict(
+        type='FPNAdapter', in_channels=128, out_channels=512, num_levels=4)
+    # Each call is a fresh copy: editing one leaves the next as it was.
+    term['student'] = 'changed'
+    assert PRESETS['two-stage'](
+        {}, CASCADE
+    )['distill_losses']['loss_dist']['student'] == 'roi_head.bbox_head.fc_cls'
