@@ -21,14 +21,14 @@ SKIP = shutil.ignore_patterns('.venv', '.git', '.gpu', 'work_dirs', 'data',
                               '.pytest_cache', '.mim')
 
 
-def run(cmd, **env) -> subprocess.CompletedProcess:
+def run(cmd, cwd=None, **env) -> subprocess.CompletedProcess:
     env = dict(
         os.environ,
         PATH=f'{BIN}:{os.environ["PATH"]}',  # mim calls `python`
         OMP_NUM_THREADS='1',
         **env)
     result = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=600)
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     output = result.stdout[-3000:] + result.stderr[-3000:]
     assert result.returncode == 0, output
     return result
@@ -140,3 +140,13 @@ def test_wheel_install_trains_with_mim(wheel, demo_teacher_ckpt, tmp_path):
     assert (work / 'epoch_1.pth').is_file()
     search = run([MIM, 'search', 'distkd_mm'], PYTHONPATH=path)
     assert 'dist_r34_r18_8xb32-100e_in1k' in search.stdout
+    # The --teacher presets read the installed copy's config fragments
+    # (away from the repository, whose configs/ they cannot reach).
+    presets = run([
+        sys.executable, '-c', 'import distkd_mm; from distkd_mm.apis import '
+        'PRESETS; print(distkd_mm.__file__, PRESETS["seg"]({}, {}))'
+    ],
+                  cwd=str(tmp_path),
+                  PYTHONPATH=path)
+    assert presets.stdout.startswith(str(site / 'distkd_mm'))
+    assert "'decode_head.conv_seg'" in presets.stdout
