@@ -6,13 +6,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from distkd_testing import tiny_distiller
+from distkd_testing import save_teacher, tiny_distiller
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import MODELS
 from mmengine.runner import CheckpointLoader
 
 import distkd_mm  # noqa: F401
-from distkd_mm.utils.checkpoint import (InertLogState, load_untrusted,
+from distkd_mm.utils.checkpoint import (CorruptCheckpointError, InertLogState,
+                                        load_untrusted,
                                         resuming_own_checkpoint)
 
 
@@ -22,7 +23,6 @@ def _poisoned_teacher(path) -> str:
     Written as an attacker would: a real ``HistoryBuffer`` pickled with a
     crafted state (``np.dtype`` passes any numpy allowlist).
     """
-    from distkd_testing import save_teacher
     save_teacher(path)
     checkpoint = torch.load(str(path), weights_only=True)
     checkpoint['message_hub'] = {
@@ -30,16 +30,14 @@ def _poisoned_teacher(path) -> str:
             'train/loss': HistoryBuffer()
         }
     }
-    honest = HistoryBuffer.__getstate__
-    HistoryBuffer.__getstate__ = lambda self: dict(
-        _log_history=np.zeros(1),
-        _count_history=np.ones(1),
-        max_length=10,
-        statistics_methods={'mean': np.dtype})
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            HistoryBuffer, '__getstate__', lambda self: dict(
+                _log_history=np.zeros(1),
+                _count_history=np.ones(1),
+                max_length=10,
+                statistics_methods={'mean': np.dtype}))
         torch.save(checkpoint, str(path))
-    finally:
-        HistoryBuffer.__getstate__ = honest
     return str(path)
 
 
@@ -72,7 +70,7 @@ def test_import_does_not_widen_torch_load(tmp_path):
                    for g in torch.serialization.get_safe_globals())
 
 
-def test_code_running_teacher_is_refused_and_runs_nothing(tmp_path):
+def test_code_running_file_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / 'pwned'
 
     class Payload:
@@ -82,11 +80,18 @@ def test_code_running_teacher_is_refused_and_runs_nothing(tmp_path):
 
     path = str(tmp_path / 'evil.pth')
     torch.save({'state_dict': {}, 'meta': Payload()}, path)
-    for load in (lambda: MODELS.build(tiny_distiller(teacher_ckpt=path)),
-                 lambda: CheckpointLoader.load_checkpoint(path)):
-        with pytest.raises(RuntimeError, match='Refused to load'):
+
+    def resume():
+        with resuming_own_checkpoint():
+            CheckpointLoader.load_checkpoint(path)
+
+    for load in (lambda: load_untrusted(path),
+                 lambda: MODELS.build(tiny_distiller(teacher_ckpt=path)),
+                 lambda: CheckpointLoader.load_checkpoint(path), resume):
+        with pytest.raises(
+                RuntimeError,
+                match='(?s)Refused to load.*could run code') as info:
             load()
-    with resuming_own_checkpoint(), pytest.raises(
-            RuntimeError, match='Refused to load'):
-        CheckpointLoader.load_checkpoint(path)
+        # The security refusal, not a complaint about a damaged file.
+        assert not isinstance(info.value, CorruptCheckpointError)
     assert not marker.exists()
