@@ -150,11 +150,11 @@ def cli(args, tmp, **env) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def save_teacher(path) -> str:
+def save_teacher(path, width: int = 8, seed: int = 0) -> str:
     """A random tiny teacher checkpoint (seeded), in MMEngine's format."""
-    torch.manual_seed(0)
-    torch.save({'state_dict': MODELS.build(tiny_classifier(8)).state_dict()},
-               str(path))
+    torch.manual_seed(seed)
+    state = MODELS.build(tiny_classifier(width)).state_dict()
+    torch.save({'meta': {'epoch': 1}, 'state_dict': state}, str(path))
     return str(path)
 
 
