@@ -15,7 +15,7 @@ from collections import OrderedDict
 import torch
 
 import distkd_mm  # noqa: F401  (safe loading of MMEngine checkpoints)
-from distkd_mm.utils.checkpoint import load_untrusted
+from distkd_mm.utils import load_untrusted
 
 
 def student_checkpoint(checkpoint: dict) -> dict:
