@@ -53,6 +53,8 @@ from benchmarking.tasks import TASKS, TEACHER_MODES, run_names
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The options above; ``--case`` is the fresh process's (see
+    ``benchmarking.child``)."""
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -135,6 +137,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
+    """Run, print and (with ``--json``) save; return the results."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -85,5 +85,6 @@ def print_dist(res: dict) -> None:
 
 
 def write_json(results: dict, path: str) -> None:
+    """The results, as ``--json`` keeps them for later comparison."""
     with open(path, 'w') as f:
         json.dump(results, f, indent=2)

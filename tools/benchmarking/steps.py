@@ -13,15 +13,6 @@ def _precision(device: str, amp: bool):
     return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
 
-def _forget_taps(recorder: object) -> None:
-    """Drop what a step recorded, where the recorder keeps it until
-    cleared; a recorder that records only inside ``with`` keeps nothing
-    and has no ``clear``."""
-    clear = getattr(recorder, 'clear', None)
-    if clear is not None:
-        clear()
-
-
 def case_fn(model: torch.nn.Module, case: str, inputs: torch.Tensor,
             samples: list, amp: bool) -> Callable[[], None]:
     """One step of ``case``; its set-up (optimizer, RoIs) is done here."""
@@ -41,7 +32,6 @@ def case_fn(model: torch.nn.Module, case: str, inputs: torch.Tensor,
             loss.backward()
             optim.step()
             optim.zero_grad(set_to_none=True)
-            _forget_taps(model.student_taps)
 
         return train_step
     rois = _student_rois(model, inputs, samples)
@@ -55,7 +45,6 @@ def case_fn(model: torch.nn.Module, case: str, inputs: torch.Tensor,
                 model.teacher_forward._rois[:] = rois
             with _precision(device, amp):
                 model.run_teacher(inputs, samples)
-        _forget_taps(model.teacher_taps)
 
     return teacher_step
 
@@ -69,7 +58,6 @@ def _student_rois(model: torch.nn.Module, inputs: torch.Tensor,
         return None
     with torch.no_grad():
         model.student(inputs, samples, mode='loss')
-    _forget_taps(model.student_taps)
     return list(rois)
 
 
