@@ -3,7 +3,7 @@ import os.path as osp
 
 import pytest
 import torch
-from distkd_testing import REPO, write_image_folder
+from distkd_testing import REPO, save_random_teacher, write_image_folder
 
 
 @pytest.fixture
@@ -38,13 +38,7 @@ def imagenet_root(tmp_path_factory) -> str:
 @pytest.fixture(scope='session')
 def demo_teacher_ckpt(tmp_path_factory) -> str:
     """Random weights for the digits demo's teacher, in MMEngine's format."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, DefaultScope
-
     import distkd_mm.datasets  # noqa: F401
-    cfg = Config.fromfile(osp.join(REPO, 'configs/demo/digits_teacher.py'))
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(cfg.model)
-    path = str(tmp_path_factory.mktemp('demo_teacher') / 'teacher.pth')
-    torch.save({'state_dict': model.state_dict()}, path)
-    return path
+    path = tmp_path_factory.mktemp('demo_teacher') / 'teacher.pth'
+    return save_random_teacher(
+        osp.join(REPO, 'configs/demo/digits_teacher.py'), path)

@@ -12,9 +12,10 @@ import sys
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.registry import MODELS
+from mmengine.registry import MODELS, DefaultScope
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
+from distkd_mm.distillers.teacher import teacher_model_cfg
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -155,6 +156,23 @@ def save_teacher(path, width: int = 8, seed: int = 0) -> str:
     torch.manual_seed(seed)
     state = MODELS.build(tiny_classifier(width)).state_dict()
     torch.save({'meta': {'epoch': 1}, 'state_dict': state}, str(path))
+    return str(path)
+
+
+def random_teacher(teacher, seed: int = 0) -> torch.nn.Module:
+    """The model a Distiller's ``teacher`` names (a model dict, a config
+    file or ``'pkg::path'``), built in its scope with seeded random weights.
+    """
+    model_cfg, scope = teacher_model_cfg(teacher)
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(model_cfg)
+
+
+def save_random_teacher(teacher, path, seed: int = 0) -> str:
+    """:func:`random_teacher` saved as the model zoo saves weights."""
+    state = random_teacher(teacher, seed).state_dict()
+    torch.save({'meta': {}, 'state_dict': state}, str(path))
     return str(path)
 
 

@@ -13,6 +13,7 @@ import os.path as osp
 from typing import Callable, Dict, Optional
 
 from mmengine.config import Config, ConfigDict
+from mmengine.hub import get_config
 
 from ..distillers.teacher import teacher_model_cfg
 
@@ -190,6 +191,5 @@ def attach_teacher(cfg: Config,
 def load_config(path: str) -> Config:
     """A config file, or ``'pkg::path'`` from an installed library."""
     if '::' in path:
-        from mmengine.hub import get_config
         return get_config(path)
     return Config.fromfile(path)

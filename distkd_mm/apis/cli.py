@@ -8,6 +8,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.model import is_model_wrapper
+from mmengine.runner import CheckpointLoader, find_latest_checkpoint
 
 from ..distillers import Distiller
 
@@ -127,13 +129,10 @@ def check_auto_resume(runner, cfg: Config) -> None:
     """
     if not cfg.get('resume') or cfg.get('load_from') is not None:
         return
-    from mmengine.model import is_model_wrapper
-    from mmengine.runner import find_latest_checkpoint
-    from mmengine.runner.checkpoint import _load_checkpoint
     path = find_latest_checkpoint(runner.work_dir)
     if path is None:
         return
-    checkpoint = _load_checkpoint(path, map_location='cpu')
+    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     saved = set(checkpoint.get('state_dict', checkpoint))
     model = runner.model.module if is_model_wrapper(
         runner.model) else runner.model

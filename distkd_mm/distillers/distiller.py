@@ -159,7 +159,6 @@ class Distiller(BaseModel):
         # `init_weights`, checkpoints) sees the student and connectors
         # only, exactly the trainable model.
         if name == 'teacher' and isinstance(value, nn.Module):
-            self._modules.pop('teacher', None)
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)

@@ -13,12 +13,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from mmengine.logging import MMLogger
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from .nonfinite import tensors_of
 
 # Tap path -> what the tap returned, one entry per call (see Recorder).
 Taps = Dict[str, List[Any]]
+# The public BatchNorm classes (SyncBatchNorm is one in eval mode).
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+                nn.SyncBatchNorm)
 # Folding changes only rounding; anything larger means a fold was wrong.
 _FOLD_RTOL = 1e-3
 _FOLD_ATOL = 1e-4
@@ -28,7 +30,7 @@ def _log(message: str, level: str = 'info') -> None:
     getattr(MMLogger.get_current_instance(), level)(message)
 
 
-def fold_bn_into_conv(conv: nn.Conv2d, bn: _BatchNorm) -> None:
+def fold_bn_into_conv(conv: nn.Conv2d, bn: nn.Module) -> None:
     """Merge an eval-mode BatchNorm into the convolution before it (in
     place): ``bn(conv(x)) == conv'(x)`` up to rounding."""
     with torch.no_grad():
@@ -57,7 +59,7 @@ def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
 
 
 def _foldable(module: nn.Module) -> bool:
-    return isinstance(module, _BatchNorm) and module.track_running_stats \
+    return isinstance(module, _BATCH_NORMS) and module.track_running_stats \
         and module.running_mean is not None and not module.training
 
 

@@ -4,6 +4,7 @@ import logging
 from typing import Callable, Optional, Union
 
 from mmengine.config import Config, ConfigDict
+from mmengine.hub import get_config
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS, DefaultScope
@@ -27,7 +28,6 @@ def teacher_model_cfg(teacher: TeacherCfg) -> tuple:
         raise TypeError('`teacher` should be a model dict, a config file or '
                         f"a 'pkg::path' config, but got {type(teacher)}.")
     if '::' in teacher:
-        from mmengine.hub import get_config
         cfg = get_config(teacher)
     else:
         cfg = Config.fromfile(teacher)
@@ -46,7 +46,6 @@ def zoo_checkpoint(teacher: TeacherCfg) -> str:
         raise ValueError('`teacher_pretrained=True` should come with a '
                          f"'pkg::path' teacher config, but got {teacher!r}; "
                          'give `teacher_ckpt` instead.')
-    from mmengine.hub import get_config
     try:
         return get_config(teacher, pretrained=True).model_path
     except (AssertionError, KeyError) as err:

@@ -2,24 +2,12 @@
 import os.path as osp
 
 import torch
-from distkd_testing import REPO
+from distkd_testing import REPO, save_random_teacher
 from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner
-
-from distkd_mm.distillers.teacher import teacher_model_cfg
 
 CONFIG = osp.join(REPO, 'configs/mmpretrain',
                   'dist_r34-mmpretrain_r18_8xb32-100e_in1k.py')
-
-
-def make_teacher_checkpoint(teacher: str, path: str) -> str:
-    """Random-weight teacher saved the way the model zoo saves it."""
-    model_cfg, scope = teacher_model_cfg(teacher)
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(model_cfg)
-    torch.save({'meta': {}, 'state_dict': model.state_dict()}, path)
-    return path
 
 
 def shrink_data(cfg: Config, root: str, size: int = 32) -> None:
@@ -46,8 +34,8 @@ def test_imagenet_dist_r34_r18_config_trains_and_evaluates(
         type='DISTLoss', tau=1.0, loss_weight=2.0)
     assert cfg.model.teacher_ckpt.startswith('https://download.openmmlab')
 
-    cfg.model.teacher_ckpt = make_teacher_checkpoint(cfg.model.teacher,
-                                                     str(tmp_path / 'r34.pth'))
+    cfg.model.teacher_ckpt = save_random_teacher(cfg.model.teacher,
+                                                 str(tmp_path / 'r34.pth'))
     shrink_data(cfg, imagenet_root)
     cfg.work_dir = str(tmp_path / 'work')
     cfg.train_cfg.max_epochs = 1

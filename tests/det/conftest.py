@@ -5,8 +5,8 @@ from typing import Callable, Dict
 
 import pytest
 import torch
-from det_helpers import (TRAIN_SIZES, VAL_SIZES, build_config_teacher,
-                         det_runner_cfg, write_coco)
+from det_helpers import TRAIN_SIZES, VAL_SIZES, det_runner_cfg, write_coco
+from distkd_testing import save_random_teacher
 
 pytest.importorskip('mmdet')
 pytest.importorskip('pycocotools')
@@ -65,13 +65,12 @@ def teacher_ckpts(tmp_path_factory) -> Callable[[str], str]:
     made: Dict[str, str] = {}
 
     def get(config: str) -> str:
-        teacher = str(Config.fromfile(config).model.teacher)
-        if teacher not in made:
+        teacher = Config.fromfile(config).model.teacher
+        key = str(teacher)
+        if key not in made:
             path = str(folder / f'teacher_{len(made)}.pth')
-            model = build_config_teacher(config)
-            torch.save({'state_dict': model.state_dict()}, path)
-            made[teacher] = path
-        return made[teacher]
+            made[key] = save_random_teacher(teacher, path)
+        return made[key]
 
     return get
 

@@ -19,7 +19,6 @@ import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 import distkd_mm.distillers.connectors  # noqa: F401
 import distkd_mm.distillers.two_stage  # noqa: F401
 import distkd_mm.losses.mimic_loss  # noqa: F401
-from distkd_mm.distillers.teacher import teacher_model_cfg
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CONFIGS = osp.join(REPO, 'configs', 'mmdet')
@@ -107,14 +106,6 @@ def write_coco(root: str, split: str, sizes: List[tuple], seed: int) -> str:
         json.dump(
             dict(images=images, annotations=anns, categories=categories), f)
     return ann_file
-
-
-def build_config_teacher(config: str) -> torch.nn.Module:
-    """Build the teacher a Distiller config names, with random weights."""
-    model_cfg, scope = teacher_model_cfg(Config.fromfile(config).model.teacher)
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(model_cfg)
 
 
 def set_resize_scale(pipeline: List[dict], scale: tuple) -> None:

@@ -4,17 +4,10 @@ import os.path as osp
 
 import pytest
 import torch
-from distkd_testing import runner_cfg, tiny_classifier, tiny_distiller
+from distkd_testing import (runner_cfg, save_teacher, tiny_classifier,
+                            tiny_distiller)
 from mmengine.registry import MODELS
 from mmengine.runner import Runner
-
-
-def save_teacher(path: str, width: int = 8, seed: int = 0) -> str:
-    """A teacher checkpoint in MMEngine's format, as the model zoo has."""
-    torch.manual_seed(seed)
-    model = MODELS.build(tiny_classifier(width))
-    torch.save({'meta': {'epoch': 1}, 'state_dict': model.state_dict()}, path)
-    return path
 
 
 def train(cfg: dict) -> Runner:
@@ -89,19 +82,3 @@ def test_teacher_from_a_package_config_builds_in_its_scope():
     assert type(model.teacher).__name__ == 'ImageClassifier'
     assert model.teacher.head.fc.out_features == 1000
     assert not model.teacher.training
-
-
-def test_code_executing_teacher_checkpoint_is_refused(tmp_path):
-    marker = tmp_path / 'pwned'
-
-    class Payload:
-
-        def __reduce__(self):
-            return (open, (str(marker), 'w'))
-
-    path = str(tmp_path / 'evil.pth')
-    state = MODELS.build(tiny_classifier(8)).state_dict()
-    torch.save({'state_dict': state, 'meta': Payload()}, path)
-    with pytest.raises(RuntimeError, match='Refused to load'):
-        MODELS.build(tiny_distiller(teacher_ckpt=path))
-    assert not marker.exists()

@@ -11,6 +11,7 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 import torch
+from distkd_testing import save_random_teacher
 from mmengine.registry import MODELS, DefaultScope
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss)
@@ -97,15 +98,9 @@ def cityscapes_root(tmp_path_factory) -> str:
 def deeplabv3_r101_ckpt(tmp_path_factory) -> str:
     """mmseg's DeepLabV3-R101 Cityscapes teacher with random weights, saved
     as a model-zoo checkpoint file (both seed configs use this teacher)."""
-    from distkd_mm.distillers.teacher import teacher_model_cfg
-    cfg, scope = teacher_model_cfg(
-        'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py')
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(cfg)
-    path = str(tmp_path_factory.mktemp('teacher') / 'deeplabv3_r101.pth')
-    torch.save({'meta': {}, 'state_dict': model.state_dict()}, path)
-    return path
+    return save_random_teacher(
+        'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+        tmp_path_factory.mktemp('teacher') / 'deeplabv3_r101.pth')
 
 
 # The file name mmengine's `open-mmlab://resnet18_v1c` maps to

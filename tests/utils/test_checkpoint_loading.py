@@ -6,7 +6,8 @@ import os.path as osp
 
 import pytest
 import torch
-from distkd_testing import save_teacher, tiny_classifier, tiny_distiller
+from distkd_testing import (save_random_teacher, save_teacher, tiny_classifier,
+                            tiny_distiller)
 from mmengine.registry import MODELS
 from mmengine.runner import CheckpointLoader
 
@@ -103,19 +104,15 @@ def test_pretrained_package_config_takes_the_metafile_url(server, monkeypatch):
     with pytest.raises(ValueError, match="'pkg::path' teacher config"):
         zoo_checkpoint('configs/some_local_file.py')
     # With the file in the cache, the Distiller gets it with no network.
-    from mmengine.registry import DefaultScope
-
-    from distkd_mm.distillers.teacher import teacher_model_cfg
-    model_cfg, scope = teacher_model_cfg(config)
-    with DefaultScope.overwrite_default_scope(scope):
-        r34 = MODELS.build(model_cfg)
     # (Not the zoo's bytes, so its name's hash is switched off.)
     os.makedirs(osp.dirname(cached_path(url)))
-    torch.save({'state_dict': r34.state_dict()}, cached_path(url))
+    r34 = torch.load(
+        save_random_teacher(config, cached_path(url)),
+        weights_only=True)['state_dict']
     monkeypatch.setenv(HASH_CHECK_ENV, '0')
     model = MODELS.build(
         tiny_distiller(
             student=tiny_classifier(4, num_classes=1000),
             teacher=config,
             teacher_pretrained=True))
-    assert torch.equal(model.teacher.head.fc.weight, r34.head.fc.weight)
+    assert torch.equal(model.teacher.head.fc.weight, r34['head.fc.weight'])
