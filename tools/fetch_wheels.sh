@@ -42,8 +42,8 @@ pip_ download -q "${TARGET[@]}" -r "$reqs" 'mmdet==3.3.0' \
 pip_ download -q "${TARGET[@]}" --no-deps \
     "$(grep '^timm' "$ROOT/requirements.txt")"
 if [[ -n $CUDA ]]; then
-    plan_reqs=$("$PY" -c "import sys; sys.path.insert(0, '$ROOT/tools')
-import mmcv_build as m; print(' '.join(m.pypi_nvcc_requirements('$CUDA')))")
+    plan_reqs=$(cd "$ROOT/tools" && "$PY" -c "import mmcv_build as m
+print(' '.join(m.pypi_nvcc_requirements('$CUDA')))")
     echo "[fetch] CUDA $CUDA compiler: $plan_reqs"
     # shellcheck disable=SC2086  # a list of requirements
     pip_ download -q "${TARGET[@]}" --no-deps $plan_reqs

@@ -156,5 +156,6 @@ class RoITeacherForward:
                 bbox_feats = shared_head(bbox_feats)
             cls_score, _ = head(bbox_feats)
             logits.append(cls_score)
-        self._rois.clear()
+        # The RoIs stay until the student's next forward: a step may run
+        # the teacher again (an fp32 recompute, the fold check).
         return logits

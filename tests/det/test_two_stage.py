@@ -157,6 +157,22 @@ def test_student_in_eval_mode_captures_nothing(distiller, batch):
         distiller.train()
 
 
+def test_a_folded_teacher_classifies_the_same_student_rois(batch):
+    # Folding runs the teacher three times in its first step, on the RoIs
+    # the student sampled once.
+    torch.manual_seed(0)
+    plain = build_in_mmdet(two_stage_cfg()).train()
+    folded = build_in_mmdet(dict(two_stage_cfg(), teacher_fuse=True)).train()
+    folded.load_state_dict(plain.state_dict())
+    folded.teacher.load_state_dict(plain.teacher.state_dict())
+    losses = []
+    for model in (plain, folded):
+        torch.manual_seed(1)  # the same RoI sampling
+        losses.append(model.loss(batch['inputs'], batch['data_samples']))
+    assert folded.fast_teacher.folded
+    torch.testing.assert_close(losses[1]['loss_dist'], losses[0]['loss_dist'])
+
+
 def test_wrong_extractor_path_fails_at_build_with_a_suggestion():
     with pytest.raises(ValueError, match='bbox_roi_extractor'):
         build_in_mmdet(
