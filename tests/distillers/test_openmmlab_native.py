@@ -63,15 +63,6 @@ def test_plugin_warning_reaches_the_log_file(logged_run):
     assert 'WARNING - `teacher_ckpt` is None' in log
 
 
-def test_distill_hook_without_schedule_logs_no_scale(imagenet_root, tmp_path):
-    cfg = runner_cfg(imagenet_root, str(tmp_path), tiny_distiller(), 1)
-    cfg['custom_hooks'] = [dict(type='DistillHook', check_teacher=False)]
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    assert 'train/distill_scale' not in runner.message_hub.log_scalars
-    assert 'train/loss_student' in runner.message_hub.log_scalars
-
-
 IN1K = osp.join(REPO, 'configs', 'mmpretrain',
                 'dist_r34-mmpretrain_r18_8xb32-100e_in1k.py')
 

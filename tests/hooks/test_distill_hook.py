@@ -14,13 +14,15 @@ from distkd_mm.hooks import DistillHook
 def trained_teacher(imagenet_root, tmp_path_factory) -> str:
     """A tiny classifier trained on the generated classes (100% val)."""
     work = str(tmp_path_factory.mktemp('teacher'))
-    cfg = runner_cfg(imagenet_root, work, tiny_classifier(8, 4), 20)
-    cfg['default_hooks']['checkpoint']['interval'] = 20
+    cfg = runner_cfg(imagenet_root, work, tiny_classifier(8, 4), 5)
+    cfg['optim_wrapper']['optimizer']['lr'] = 0.1
+    cfg['train_cfg']['val_interval'] = 5
+    cfg['default_hooks']['checkpoint']['interval'] = 5
     runner = Runner.from_cfg(cfg)
     runner.train()
     accuracy = runner.message_hub.log_scalars['val/accuracy/top1'].current()
     assert accuracy >= 90, 'the fixture teacher should have learned'
-    return osp.join(work, 'epoch_20.pth')
+    return osp.join(work, 'epoch_5.pth')
 
 
 def distill_run(root, work_dir, ckpt, epochs=1, **hook):
@@ -40,6 +42,9 @@ def test_gate_passes_a_trained_teacher_and_logs_its_score(
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
     assert "Teacher before training: {'accuracy/top1': 100.0}" in log
     assert runner.iter > 0
+    # Without a warm-up or stop, no scale is logged beside the losses.
+    assert 'train/distill_scale' not in runner.message_hub.log_scalars
+    assert 'train/loss_student' in runner.message_hub.log_scalars
     # Evaluating the teacher left nothing behind: the checkpoint holds the
     # student only, and predict runs the student again.
     saved = torch.load(
@@ -92,14 +97,13 @@ def test_switched_off_distillation_skips_the_teacher(imagenet_root,
         imagenet_root,
         str(tmp_path),
         trained_teacher,
-        epochs=2,
         check_teacher=False,
-        stop_epoch=1)
+        stop_iter=2)
     calls = []
     runner.model.teacher.register_forward_hook(
-        lambda *args: calls.append(runner.epoch))
+        lambda *args: calls.append(runner.iter))
     runner.train()
-    assert calls and set(calls) == {0}
+    assert runner.iter == 4 and calls == [0, 1]
     scalars = runner.message_hub.log_scalars['train/loss_dist']
     assert scalars.current() == 0.0
 
