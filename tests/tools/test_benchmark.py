@@ -5,29 +5,20 @@ import json
 import os
 import os.path as osp
 import subprocess
-import sys
 
 import pytest
+import torch
 from distkd_testing import REPO, load_tool
 
-BENCHMARK = osp.join(REPO, 'tools', 'benchmark.py')
 GPU_CHECK = osp.join(REPO, 'tools', 'gpu_check.sh')
-# One thread: on a busy 2-core machine two OpenMP threads per process can
-# be many times slower than one.
+# The smallest run: every side 32 or 64 (scale 0.05 rounds Faster R-CNN's
+# 800x1216 to 32x64; anything smaller leaves its RPN no anchor inside the
+# image). One thread: on a busy 2-core machine two OpenMP threads per
+# process can be many times slower than one.
 TINY = [
-    '--scale', '0.1', '--batch', '2', '--steps', '1', '--warmup', '0',
+    '--scale', '0.05', '--batch', '2', '--steps', '1', '--warmup', '0',
     '--threads', '1'
 ]
-
-
-def run_benchmark(*args: str) -> str:
-    proc = subprocess.run([sys.executable, BENCHMARK, *args],
-                          cwd=REPO,
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
 
 
 @pytest.fixture(scope='module')
@@ -36,15 +27,37 @@ def benchmarking():
     return load_tool('benchmarking')
 
 
-def test_every_task_builds_and_steps(tmp_path):
+@pytest.fixture(scope='module')
+def benchmark(benchmarking):
+    """tools/benchmark.py, run in this process by its ``main(argv)``."""
+    return load_tool('benchmark')
+
+
+@pytest.fixture
+def run_benchmark(benchmark, capsys):
+    """``main(argv)`` of tools/benchmark.py: its results and its stdout;
+    torch's thread count (``--threads``) is restored afterwards."""
+    threads = torch.get_num_threads()
+
+    def run(*argv: str):
+        results = benchmark.main(list(argv))
+        return results, capsys.readouterr().out
+
+    yield run
+    torch.set_num_threads(threads)
+
+
+def test_every_task_builds_and_steps(tmp_path, run_benchmark):
     out = tmp_path / 'bench.json'
-    stdout = run_benchmark('--no-memory', *TINY, '--json', str(out))
+    returned, stdout = run_benchmark('--no-memory', *TINY, '--json', str(out))
     results = json.loads(out.read_text())
+    assert results == returned
     assert results['device'] == 'cpu'
     assert set(results['tasks']) == {
         'cls', 'retinanet', 'faster-rcnn', 'seg', 'seg-psp'
     }
     for name, res in results['tasks'].items():
+        assert 'error' not in res, (name, res)
         det = name in ('retinanet', 'faster-rcnn')
         expected = {'student', 'distill', 'teacher'}
         if det:
@@ -55,42 +68,46 @@ def test_every_task_builds_and_steps(tmp_path):
         assert res['ratios']['b/(a+c)'] > 0
         assert (res['ratios'].get('d/c', 0) > 0) == det
         assert res['input'][:2] == [2, 3]
-    # Scaled sides are multiples of 32: 224 * 0.1 -> 32, 800x1216 -> 96x128.
+    # Scaled sides are multiples of 32, at least 32: 224 * 0.05 -> 32,
+    # 800x1216 -> 32x64.
     assert results['tasks']['cls']['input'] == [2, 3, 32, 32]
-    assert results['tasks']['faster-rcnn']['input'] == [2, 3, 96, 128]
+    assert results['tasks']['faster-rcnn']['input'] == [2, 3, 32, 64]
     assert 'b/(a+c)' in stdout and '(d) teacher, loss mode' in stdout
 
 
 def test_teacher_modes_run_the_task_again_with_a_folded_teacher(
-        tmp_path, benchmarking):
+        run_benchmark, benchmarking):
     run_names = importlib.import_module('benchmarking.tasks').run_names
     names = run_names(['cls', 'seg'], ['eager', 'fused'])
     assert names == ['cls', 'seg', 'cls@fused', 'seg@fused']
     # The eager run is test_every_task_builds_and_steps's.
-    out = tmp_path / 'bench.json'
-    run_benchmark('--no-memory', *TINY, '--tasks', 'cls', '--teacher-modes',
-                  'fused', '--json', str(out))
-    tasks = json.loads(out.read_text())['tasks']
+    tasks, _ = run_benchmark('--no-memory', *TINY, '--tasks', 'cls',
+                             '--teacher-modes', 'fused')
+    tasks = tasks['tasks']
     assert set(tasks) == {'cls@fused'}
     assert set(
         tasks['cls@fused']['cases']) == {'student', 'teacher', 'distill'}
     assert tasks['cls@fused']['ratios']['b/a'] > 0
 
 
-def test_cpu_case_runs_in_a_fresh_process_and_measures_memory():
-    stdout = run_benchmark('--case', 'cls:student', '--device', 'cpu', *TINY)
-    line = [ln for ln in stdout.splitlines() if ln.startswith('BENCHMARK')]
-    result = json.loads(line[-1].split(' ', 1)[1])
+def test_cpu_case_runs_in_a_fresh_process_and_measures_memory(
+        benchmark, benchmarking):
+    """``run_child`` runs ``tools/benchmark.py --case`` in a new
+    interpreter and reads back the line it prints."""
+    run_child = importlib.import_module('benchmarking.child').run_child
+    args = benchmark.parse_args(['--device', 'cpu', *TINY])
+    result = run_child('cls:student', args)
     # Gradients and SGD momentum of ResNet-18 alone are ~90 MiB.
     assert result['ms'] > 0 and result['peak_mib'] > 40
 
 
-def test_dist_memory_lean_equals_plain_with_less_memory(tmp_path):
-    out = tmp_path / 'dist.json'
-    stdout = run_benchmark('--dist-memory', '--scale', '0.25', '--steps',
-                           '1', '--warmup', '0', '--threads', '1', '--json',
-                           str(out))
-    res = json.loads(out.read_text())['dist_memory']
+def test_dist_memory_lean_equals_plain_with_less_memory(run_benchmark):
+    # On the CPU each variant is timed in a fresh process, for its memory.
+    results, stdout = run_benchmark('--dist-memory', '--scale', '0.25',
+                                    '--steps', '1', '--warmup', '0',
+                                    '--threads', '1')
+    assert results['tasks'] == {}  # --dist-memory alone runs no task
+    res = results['dist_memory']
     assert res['shape'] == [2, 720, 25, 42]
     assert res['value_diff'] < 1e-5 and res['grad_max_diff'] < 1e-6
     assert res['plain']['peak_mib'] > 0 and res['lean']['peak_mib'] > 0
@@ -113,8 +130,7 @@ def test_scaled_size_and_pretrained_stripping(benchmarking):
     assert cfg['heads'][0]['init_cfg'] == dict(type='Normal', std=0.01)
 
 
-def test_benchmark_rejects_bad_options(benchmarking, capsys):
-    benchmark = load_tool('benchmark')
+def test_benchmark_rejects_bad_options(benchmark, capsys):
     with pytest.raises(SystemExit) as exit_:
         benchmark.parse_args(['--scale', '0'])
     assert exit_.value.code == 2 and '--scale' in capsys.readouterr().err
