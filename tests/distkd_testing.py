@@ -4,6 +4,7 @@ A module of its own (not conftest.py) so that every test imports the same
 file, whatever other conftest.py files pytest has loaded.
 """
 import importlib.util
+import inspect
 import os
 import os.path as osp
 import subprocess
@@ -41,6 +42,25 @@ def load_tool(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_tool(name: str, *args: str):
+    """Run ``tools/<name>.py`` in this process as its command line would:
+    ``main(args)``, or ``main()`` reading ``sys.argv``; ``sys.argv`` and
+    ``LOCAL_RANK`` (the runner tools set it) are restored afterwards."""
+    tool = load_tool(name)
+    argv, rank = sys.argv, os.environ.get('LOCAL_RANK')
+    sys.argv = [f'{name}.py', *args]
+    try:
+        if inspect.signature(tool.main).parameters:
+            return tool.main(list(args))
+        return tool.main()
+    finally:
+        sys.argv = argv
+        if rank is None:
+            os.environ.pop('LOCAL_RANK', None)
+        else:
+            os.environ['LOCAL_RANK'] = rank
 
 
 def tiny_classifier(width: int = 8, num_classes: int = 10) -> dict:

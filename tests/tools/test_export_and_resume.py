@@ -1,12 +1,19 @@
-"""tools/export_student.py round trip and kill-and-resume through the CLI."""
+"""tools/export_student.py round trip and kill-and-resume through the CLI.
+
+One distillation run (in this process) serves both: its checkpoint is
+exported and tested, and its weights are what a SIGKILLed run of the same
+config should resume to.
+"""
 import json
 import os
 import os.path as osp
 import signal
+from contextlib import contextmanager
 
+import pytest
 import torch
-from distkd_testing import (cli, save_teacher, tiny_classifier, tiny_distiller,
-                            write_config)
+from distkd_testing import (cli, run_tool, save_teacher, tiny_classifier,
+                            tiny_distiller, write_config)
 from mmengine.registry import MODELS
 
 KILL_HOOK = '''
@@ -27,18 +34,45 @@ class KillAtIterHook(Hook):
 '''
 
 
+@contextmanager
+def one_thread():
+    """One torch thread, as the command-line runs (``OMP_NUM_THREADS=1``),
+    so that runs here and there sum in the same order."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def distilled(imagenet_root, tmp_path_factory) -> dict:
+    """Two configs of one 2-epoch distillation (work dirs ``full`` and
+    ``killed``), with the kill hook; ``full`` trained here, unhindered."""
+    tmp = tmp_path_factory.mktemp('export_and_resume')
+    (tmp / 'kill_hook.py').write_text(KILL_HOOK)
+    teacher = save_teacher(tmp / 'teacher.pth')
+    extra = dict(
+        custom_imports=dict(imports=['distkd_mm', 'kill_hook']),
+        custom_hooks=[dict(type='KillAtIterHook')])
+    model = tiny_distiller(teacher_ckpt=teacher)
+    configs = {}
+    for name in ('full', 'killed'):
+        configs[name] = write_config(tmp / f'{name}.py', imagenet_root,
+                                     str(tmp / name), model, 2, **extra)
+    with pytest.MonkeyPatch.context() as mp, one_thread():
+        mp.syspath_prepend(str(tmp))
+        run_tool('train', configs['full'])
+    return dict(tmp=tmp, **configs)
+
+
 def test_exported_student_loads_strictly_and_tests_like_the_distiller(
-        imagenet_root, tmp_path):
-    teacher = save_teacher(tmp_path / 'teacher.pth')
-    work = str(tmp_path / 'distill')
-    cfg = write_config(tmp_path / 'distill.py', imagenet_root, work,
-                       tiny_distiller(teacher_ckpt=teacher), 1)
-    assert cli(['tools/train.py', cfg], tmp_path).returncode == 0
+        distilled, imagenet_root, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(distilled['tmp']))
+    ckpt = str(distilled['tmp'] / 'full' / 'epoch_2.pth')
     out = str(tmp_path / 'student.pth')
-    result = cli(
-        ['tools/export_student.py',
-         osp.join(work, 'epoch_1.pth'), out], tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
+    run_tool('export_student', ckpt, out)
 
     exported = torch.load(out, weights_only=True)
     student = MODELS.build(tiny_classifier(4))
@@ -47,49 +81,35 @@ def test_exported_student_loads_strictly_and_tests_like_the_distiller(
     plain = write_config(tmp_path / 'student.py', imagenet_root,
                          str(tmp_path / 'test'), tiny_classifier(4), 1)
     scores = {}
-    for name, (config, ckpt) in dict(
-            student=(plain, out),
-            distiller=(cfg, osp.join(work, 'epoch_1.pth'))).items():
+    for name, (config, weights) in dict(
+            student=(plain, out), distiller=(distilled['full'], ckpt)).items():
         dump = str(tmp_path / f'{name}.json')
         # mmpretrain's test.py: `--out-item metrics` dumps the metrics.
-        result = cli([
-            'tools/test.py', config, ckpt, '--out', dump, '--out-item',
-            'metrics'
-        ], tmp_path)
-        assert result.returncode == 0, result.stderr[-2000:]
+        run_tool('test', config, weights, '--out', dump, '--out-item',
+                 'metrics', '--work-dir', str(tmp_path / name))
         scores[name] = json.load(open(dump))['accuracy/top1']
     assert scores['student'] == scores['distiller']
 
 
 def test_sigkilled_run_resumes_to_the_uninterrupted_weights(
-        imagenet_root, tmp_path):
-    (tmp_path / 'kill_hook.py').write_text(KILL_HOOK)
-    teacher = save_teacher(tmp_path / 'teacher.pth')
-    extra = dict(
-        custom_imports=dict(imports=['distkd_mm', 'kill_hook']),
-        custom_hooks=[dict(type='KillAtIterHook')])
-    model = tiny_distiller(teacher_ckpt=teacher)
-    full = write_config(tmp_path / 'full.py', imagenet_root,
-                        str(tmp_path / 'full'), model, 3, **extra)
-    assert cli(['tools/train.py', full], tmp_path).returncode == 0
-
+        distilled, monkeypatch, capsys):
+    tmp = distilled['tmp']
     # 16 images, batch 4: 4 iterations an epoch; die in the 2nd epoch.
-    killed = write_config(tmp_path / 'killed.py', imagenet_root,
-                          str(tmp_path / 'killed'), model, 3, **extra)
-    first = cli(['tools/train.py', killed], tmp_path, KILL_AT_ITER='6')
-    assert first.returncode == -signal.SIGKILL
-    assert os.listdir(tmp_path / 'killed').count('epoch_1.pth') == 1
-    assert not osp.exists(tmp_path / 'killed' / 'epoch_2.pth')
-    second = cli(['tools/train.py', killed, '--resume'], tmp_path)
-    assert second.returncode == 0, second.stderr[-3000:]
+    first = cli(['tools/train.py', distilled['killed']], tmp, KILL_AT_ITER='6')
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    assert os.listdir(tmp / 'killed').count('epoch_1.pth') == 1
+    assert not osp.exists(tmp / 'killed' / 'epoch_2.pth')
+    monkeypatch.syspath_prepend(str(tmp))
+    with one_thread():
+        run_tool('train', distilled['killed'], '--resume')
     # --resume with no path takes the latest checkpoint of the work dir.
-    assert osp.join('killed', 'epoch_1.pth') in second.stdout
+    assert osp.join('killed', 'epoch_1.pth') in capsys.readouterr().out
 
     # The run's own checkpoints (MMEngine log state in them): trusted.
     final = torch.load(
-        tmp_path / 'killed' / 'epoch_3.pth', weights_only=False)['state_dict']
+        tmp / 'killed' / 'epoch_2.pth', weights_only=False)['state_dict']
     expected = torch.load(
-        tmp_path / 'full' / 'epoch_3.pth', weights_only=False)['state_dict']
+        tmp / 'full' / 'epoch_2.pth', weights_only=False)['state_dict']
     assert final.keys() == expected.keys()
     for key in final:
         assert torch.allclose(
