@@ -2,9 +2,7 @@
 import os.path as osp
 
 import pytest
-import torch
-from distkd_testing import (REPO, cli, save_teacher, tiny_classifier,
-                            write_config)
+from distkd_testing import REPO, run_tool, tiny_classifier, write_config
 from mmengine.config import Config
 
 from distkd_mm.apis.attach import PRESETS, attach_teacher, guess_preset
@@ -14,35 +12,13 @@ CASCADE = dict(roi_head=dict(type='CascadeRoIHead'))
 AUX = dict(auxiliary_head=dict(type='FCNHead'))
 
 
-def test_teacher_on_the_command_line_trains_a_plain_mmpretrain_config(
-        imagenet_root, tmp_path):
-    plain = write_config(tmp_path / 'plain.py', imagenet_root,
-                         str(tmp_path / 'work'), tiny_classifier(4), 1)
-    teacher_cfg = tmp_path / 'teacher.py'
-    teacher_cfg.write_text(f'model = {tiny_classifier(8)!r}\n')
-    ckpt = save_teacher(tmp_path / 'teacher.pth')
-    result = cli([
-        'tools/train.py', plain, '--teacher',
-        str(teacher_cfg), '--teacher-ckpt', ckpt, '--cfg-options',
-        'log_level=INFO'
-    ], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert 'loss_dist' in result.stdout
-    # Its own work dir, next to the student config's (`work`).
-    saved = torch.load(
-        osp.join(tmp_path, 'dist_teacher_plain', 'epoch_1.pth'),
-        weights_only=False)
-    keys = list(saved['state_dict'])
-    assert any(k.startswith('student.head.fc') for k in keys)
-    assert not any(k.startswith('teacher.') for k in keys)
-
-
 def test_distill_flags_without_teacher_are_rejected(imagenet_root, tmp_path):
+    """Before anything runs (tools/train.py in this process; a run with
+    ``--teacher`` is test_cli_habits.py's)."""
     plain = write_config(tmp_path / 'plain.py', imagenet_root,
                          str(tmp_path / 'work'), tiny_classifier(4), 1)
-    result = cli(['tools/train.py', plain, '--distill', 'cls'], tmp_path)
-    assert result.returncode != 0
-    assert 'should come with `--teacher`' in result.stderr
+    with pytest.raises(ValueError, match='should come with `--teacher`'):
+        run_tool('train', plain, '--distill', 'cls')
     assert not osp.exists(tmp_path / 'work')
 
 

@@ -1,14 +1,16 @@
-"""tools/train.py with --teacher as an OpenMMLab user drives it: its own
-work dir, --cfg-options written for the student, auto-resume that never
-takes another model's checkpoint; the launch scripts' interpreter."""
+"""tools/train.py with --teacher as an OpenMMLab user drives it (run here,
+in this process, by its ``main``): its own work dir, --cfg-options written
+for the student, auto-resume that never takes another model's checkpoint;
+the launch scripts' interpreter."""
 import os
 import os.path as osp
 import shutil
 import subprocess
 
 import pytest
-from distkd_testing import (REPO, cli, save_teacher, tiny_classifier,
-                            write_config)
+import torch
+from distkd_testing import (REPO, run_tool, save_teacher, tiny_classifier,
+                            tiny_distiller, write_config)
 from mmengine.config import Config
 
 
@@ -23,15 +25,15 @@ def plain_and_teacher(imagenet_root, tmp_path):
     return plain, str(teacher_cfg), ckpt
 
 
-def test_teacher_run_has_its_own_work_dir_and_student_options(
+def test_teacher_on_the_command_line_trains_in_its_own_work_dir(
         plain_and_teacher, tmp_path):
+    """``--teacher`` on a plain mmpretrain config: a Distiller trains, in
+    its own work dir, with ``--cfg-options`` written for the student."""
     plain, teacher, ckpt = plain_and_teacher
-    result = cli([
-        'tools/train.py', plain, '--teacher', teacher, '--teacher-ckpt', ckpt,
-        '--resume', '--cfg-options', 'model.head.loss.loss_weight=0.5',
-        'model.teacher_autocast=bf16', 'log_level=INFO'
-    ], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_tool('train', plain, '--teacher', teacher, '--teacher-ckpt', ckpt,
+             '--resume', '--cfg-options', 'model.head.loss.loss_weight=0.5',
+             'model.teacher_autocast=bf16', 'log_level=INFO')
+    # Its own work dir, next to the student config's (`work`).
     work = tmp_path / 'dist_teacher_plain'
     assert (work / 'epoch_1.pth').is_file()
     assert not (tmp_path / 'work').exists()  # the baseline's stays clean
@@ -40,39 +42,39 @@ def test_teacher_run_has_its_own_work_dir_and_student_options(
     assert saved.model.student.head.loss.loss_weight == 0.5
     assert saved.model.teacher_autocast == 'bf16'
     log = open(next(work.glob('*/*.log'))).read()
+    assert 'loss_dist' in log  # the DIST term trained
     assert log.count('`--cfg-options model.head.loss.loss_weight` applies '
                      'to the student') == 1
     assert 'is `model.student.head.loss.loss_weight`' in log
     assert f'has its own work dir {work}' in log
+    # The checkpoint holds the student, never the (frozen) teacher.
+    keys = list(
+        torch.load(work / 'epoch_1.pth', weights_only=False)['state_dict'])
+    assert any(k.startswith('student.head.fc') for k in keys)
+    assert not any(k.startswith('teacher.') for k in keys)
 
 
 def test_auto_resume_refuses_another_models_checkpoint(plain_and_teacher,
-                                                       tmp_path):
+                                                       tmp_path, capsys):
     plain, teacher, ckpt = plain_and_teacher
-    assert cli(['tools/train.py', plain], tmp_path).returncode == 0
-    result = cli([
-        'tools/train.py', plain, '--teacher', teacher, '--teacher-ckpt', ckpt,
-        '--work-dir',
-        str(tmp_path / 'work'), '--resume'
-    ], tmp_path)
-    assert result.returncode != 0
-    error = result.stderr[-2000:]
-    assert 'a different model wrote it' in error, error
+    run_tool('train', plain)
+    capsys.readouterr()
+    with pytest.raises(RuntimeError, match='a different model wrote it') as e:
+        run_tool('train', plain, '--teacher', teacher, '--teacher-ckpt', ckpt,
+                 '--work-dir', str(tmp_path / 'work'), '--resume')
+    error = str(e.value)
     assert "run 'plain_" in error and 'backbone.*, head.*' in error
     assert 'this run trains a Distiller with weights student.*' in error
-    assert 'is skipped' not in result.stderr  # no optimizer warnings
+    output = capsys.readouterr()
+    assert 'is skipped' not in output.out + output.err  # no optimizer warnings
 
 
 def test_options_for_a_distiller_config_name_the_student_key(
         imagenet_root, tmp_path):
-    from distkd_testing import tiny_distiller
     cfg = write_config(tmp_path / 'distill.py', imagenet_root,
                        str(tmp_path / 'w'), tiny_distiller(), 1)
-    result = cli([
-        'tools/train.py', cfg, '--cfg-options', 'model.backbone.init_cfg=None'
-    ], tmp_path)
-    assert result.returncode != 0
-    assert 'model.student.backbone' in result.stderr
+    with pytest.raises(ValueError, match='model.student.backbone'):
+        run_tool('train', cfg, '--cfg-options', 'model.backbone.init_cfg=None')
 
 
 RECORDER = '#!/bin/sh\necho "$0 $*" > "$RECORD"\n'
