@@ -4,6 +4,7 @@ A module with a unique name (not ``conftest``) so test files can import it
 whatever other ``conftest.py`` files pytest has loaded.
 """
 import copy
+import functools
 import json
 import os
 import os.path as osp
@@ -42,8 +43,9 @@ COCO_IDS = [
 # (category id, colour, shape) of the objects drawn: person, car, dog.
 OBJECTS = [(1, (220, 40, 40), 'rect'), (3, (40, 200, 60), 'circle'),
            (18, (50, 70, 230), 'rect')]
-TRAIN_SIZES = [(64, 80), (96, 64), (80, 96), (72, 72)]
-VAL_SIZES = [(96, 88), (64, 64)]
+# One image each: a Runner run is one training step and one evaluation.
+TRAIN_SIZES = [(64, 80)]
+VAL_SIZES = [(96, 88)]
 
 
 def _draw(img: np.ndarray, rng: np.random.Generator, n_objects: int,
@@ -122,18 +124,20 @@ def det_runner_cfg(config: str,
     """Load a detection config, overriding only data and sizes.
 
     Dataset paths and annotation files point at the generated COCO data,
-    images are resized to ``scale``, batches hold 2 images with no worker
-    processes, and one epoch of 4 images (2 iterations) is trained and
-    then evaluated. The teacher checkpoint is a local file. The students'
+    images are resized to ``scale``, batches hold 1 image with no worker
+    processes, and one epoch (one iteration on the one-image train split)
+    is trained and then evaluated. The teacher checkpoint is a local file. The students'
     score threshold drops to 0 so an untrained student still returns boxes
     for CocoMetric to score (and Faster R-CNN tests on 100 proposals).
     """
-    cfg = Config.fromfile(config)
+    # Unformatted: yapf would take seconds each time the Runner logs,
+    # dumps or checkpoints the config.
+    cfg = Config.fromfile(config, format_python_code=False)
     cfg.work_dir = work_dir
     cfg.model.teacher_ckpt = teacher_ckpt
     for name, split in (('train', 'train'), ('val', 'val'), ('test', 'val')):
         loader = cfg[f'{name}_dataloader']
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+        loader.update(batch_size=1, num_workers=0, persistent_workers=False)
         loader.dataset.update(
             data_root=coco_root,
             ann_file=f'annotations/{split}.json',
@@ -190,14 +194,23 @@ def tiny_backbone(width: int = 8) -> dict:
         init_cfg=None)
 
 
+@functools.lru_cache(maxsize=None)
+def _recipe_model_cached(recipe: str) -> dict:
+    from mmengine.hub import get_config
+    return get_config(f'mmdet::{recipe}').model.to_dict()
+
+
+def _recipe_model(recipe: str) -> dict:
+    """An mmdet recipe's model dict (each recipe file parsed once)."""
+    return copy.deepcopy(_recipe_model_cached(recipe))
+
+
 def tiny_detector(recipe: str,
                   num_classes: Optional[int] = None,
                   width: int = 8) -> ConfigDict:
     """A tiny version of an mmdet recipe's model: ResNet-18 at ``width``
     base channels, 16-channel FPN and heads. Same layout, same taps."""
-    from mmengine.hub import get_config
-    cfg = get_config(f'mmdet::{recipe}')
-    model = _shrink(copy.deepcopy(cfg.model.to_dict()))
+    model = _shrink(_recipe_model(recipe))
     model['backbone'] = tiny_backbone(width)
     model['neck']['in_channels'] = [width * 2**i for i in range(4)]
     model.pop('init_cfg', None)

@@ -26,6 +26,7 @@ def test_teacher_attached_to_plain_retinanet_config_trains(
     cfg = det_runner_cfg(path, coco_root, str(tmp_path / 'work'), ckpt)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    assert runner.iter == 1
     scalars = runner.message_hub.log_scalars
     for key in ('loss_cls', 'loss_bbox', 'loss_dist'):
         assert f'train/{key}' in scalars, key

@@ -1,12 +1,20 @@
 """mmdet's own tools/train.py trains a config of ours; tools/test.py (which
 hands over to mmdet's) dumps predictions in mmdet's format and paints them.
+
+The training run is also the RetinaNet DIST config's Runner check: its log
+and checkpoint show the losses, the COCO evaluation and the schedule.
 """
+import glob
+import json
+import math
 import os.path as osp
 import pickle
 import subprocess
 import sys
 
-from det_helpers import REPO, RETINA_DIST
+import torch
+from det_helpers import REPO, RETINA_DIST, VAL_SIZES
+from mmengine.config import Config
 
 
 def run(cmd, cwd) -> subprocess.CompletedProcess:
@@ -15,6 +23,17 @@ def run(cmd, cwd) -> subprocess.CompletedProcess:
     output = result.stdout[-2000:] + result.stderr[-3000:]
     assert result.returncode == 0, output
     return result
+
+
+def logged_scalars(work_dir: str) -> dict:
+    """The last value of each scalar in the run's ``scalars.json``."""
+    files = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    assert len(files) == 1, files
+    scalars = {}
+    with open(files[0]) as f:
+        for line in f:
+            scalars.update(json.loads(line))
+    return scalars
 
 
 def test_mmdet_train_and_test_scripts_run_our_config(make_det_cfg, tmp_path):
@@ -27,6 +46,23 @@ def test_mmdet_train_and_test_scripts_run_our_config(make_det_cfg, tmp_path):
     ckpt = osp.join(cfg.work_dir, 'epoch_1.pth')
     assert osp.isfile(ckpt)
 
+    # The student trained with its own losses and DIST, then CocoMetric
+    # scored its boxes against the val annotations.
+    scalars = logged_scalars(cfg.work_dir)
+    for key in ('loss_dist', 'loss_cls', 'loss_bbox'):
+        assert key in scalars and math.isfinite(scalars[key]), key
+    assert scalars['loss_dist'] > 0
+    assert 0 <= scalars['coco/bbox_mAP'] <= 1
+    # The seed's schedule: lr 0.01, no clipping (a clipping optimizer
+    # wrapper logs the gradient norm).
+    saved = torch.load(ckpt, map_location='cpu', weights_only=False)
+    groups = saved['optimizer']['param_groups']
+    assert all(group['initial_lr'] == 0.01 for group in groups)
+    assert 'grad_norm' not in scalars
+    assert not Config.fromfile(RETINA_DIST).optim_wrapper.get('clip_grad')
+    # The checkpoint is the student's: no teacher weights.
+    assert not any(k.startswith('teacher.') for k in saved['state_dict'])
+
     preds = str(tmp_path / 'preds.pkl')
     run([
         sys.executable,
@@ -36,7 +72,7 @@ def test_mmdet_train_and_test_scripts_run_our_config(make_det_cfg, tmp_path):
     with open(preds, 'rb') as f:
         dumped = pickle.load(f)
     # mmdet's DumpDetResults: one dict per val image, boxes in pixels.
-    assert len(dumped) == 2
+    assert len(dumped) == len(VAL_SIZES)
     assert dumped[0]['pred_instances']['bboxes'].shape[1] == 4
     painted = list((tmp_path / 'work').glob('*/painted/*.png'))
-    assert len(painted) == 2
+    assert len(painted) == len(VAL_SIZES)
