@@ -126,9 +126,10 @@ def det_runner_cfg(config: str,
     Dataset paths and annotation files point at the generated COCO data,
     images are resized to ``scale``, batches hold 1 image with no worker
     processes, and one epoch (one iteration on the one-image train split)
-    is trained and then evaluated. The teacher checkpoint is a local file. The students'
-    score threshold drops to 0 so an untrained student still returns boxes
-    for CocoMetric to score (and Faster R-CNN tests on 100 proposals).
+    is trained and then evaluated. The teacher checkpoint is a local file.
+    The students' score threshold drops to 0 so an untrained student still
+    returns boxes for CocoMetric to score (and Faster R-CNN tests on 100
+    proposals).
     """
     # Unformatted: yapf would take seconds each time the Runner logs,
     # dumps or checkpoints the config.
