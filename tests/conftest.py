@@ -43,6 +43,17 @@ def memoised_config_lookups():
 
 
 @pytest.fixture
+def one_thread():
+    """torch on one CPU thread during the test: small tensors gain nothing
+    from two, and on a loaded 2-core machine OpenMP threads waiting for each
+    other made a 32 px train step 20x slower (0.3 s against 5-11 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def make_batch():
     """A data batch as a dataloader yields it: uint8 images + samples."""
 
