@@ -87,10 +87,11 @@ def write_cityscapes(root: str,
 
 @pytest.fixture(scope='session')
 def cityscapes_root(tmp_path_factory) -> str:
-    """A tiny Cityscapes-format dataset: 4 train and 2 val scenes."""
+    """A tiny Cityscapes-format dataset: 2 train scenes (one batch of the
+    configs' 2) and 1 val scene."""
     root = str(tmp_path_factory.mktemp('cityscapes'))
-    write_cityscapes(root, 'train', 4, 128, 256, seed=0)
-    write_cityscapes(root, 'val', 2, 128, 256, seed=1)
+    write_cityscapes(root, 'train', 2, 128, 256, seed=0)
+    write_cityscapes(root, 'val', 1, 128, 256, seed=1)
     return root
 
 
