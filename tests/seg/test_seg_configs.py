@@ -89,8 +89,7 @@ def test_pspnet_config_trains_and_evaluates_miou(cityscapes_root,
                                                  tmp_path):
     # Unformatted: yapf would take seconds each time the Runner logs,
     # dumps or checkpoints the config.
-    cfg = Config.fromfile(
-        osp.join(CONFIGS, PSPNET), format_python_code=False)
+    cfg = Config.fromfile(osp.join(CONFIGS, PSPNET), format_python_code=False)
     cfg.model.teacher_ckpt = deeplabv3_r101_ckpt
     one_iteration(cfg, cityscapes_root, str(tmp_path / 'work'))
     runner = Runner.from_cfg(cfg)
