@@ -1,5 +1,6 @@
 """Helpers of the classification recipe tests: configs, batches, models."""
 import copy
+import functools
 import glob
 import os.path as osp
 from typing import Dict, List
@@ -23,13 +24,23 @@ CONFIGS = sorted(
 # Test-only shrinking of the largest teachers (the configs are unchanged):
 # same model type, fewer layers, so a CPU step stays cheap.
 SMALL_SWIN = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4])
+# The input of the train steps: the smallest every net takes (a 1x1 map
+# after a ResNet's stride 32). Swin pads its maps smaller than a window.
+STEP_SIZE = 32
 
 
-def load(name: str) -> Config:
+@functools.lru_cache(maxsize=None)
+def _load(name: str) -> Config:
     return Config.fromfile(osp.join(CONFIG_DIR, name))
 
 
+def load(name: str) -> Config:
+    """The config, parsed once per session (each caller gets a copy)."""
+    return copy.deepcopy(_load(name))
+
+
 def input_size(name: str) -> int:
+    """The image size of the config's data pipeline."""
     return 32 if 'cifar' in name else 224
 
 
@@ -46,11 +57,21 @@ def shrink_teacher(teacher) -> dict:
     return model
 
 
+def pad_small_maps(model: dict) -> None:
+    """Let a Swin backbone take :data:`STEP_SIZE` inputs: it pads feature
+    maps smaller than its window (no change at 224 px)."""
+    if model['backbone']['type'] == 'SwinTransformer':
+        model['backbone']['pad_small_map'] = True
+
+
 def build_distiller(cfg: Config) -> torch.nn.Module:
-    """Build ``cfg.model`` the way the Runner does, without any download."""
+    """Build ``cfg.model`` the way the Runner does, without any download,
+    for inputs of :data:`STEP_SIZE`."""
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.teacher_ckpt = None
     model_cfg.teacher = shrink_teacher(model_cfg.teacher)
+    pad_small_maps(model_cfg.teacher)
+    pad_small_maps(model_cfg.student)
     model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(model_cfg)
