@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
+from distkd_testing import unformatted
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS, DefaultScope
 
@@ -131,9 +132,7 @@ def det_runner_cfg(config: str,
     returns boxes for CocoMetric to score (and Faster R-CNN tests on 100
     proposals).
     """
-    # Unformatted: yapf would take seconds each time the Runner logs,
-    # dumps or checkpoints the config.
-    cfg = Config.fromfile(config, format_python_code=False)
+    cfg = unformatted(Config.fromfile(config))
     cfg.work_dir = work_dir
     cfg.model.teacher_ckpt = teacher_ckpt
     for name, split in (('train', 'train'), ('val', 'val'), ('test', 'val')):

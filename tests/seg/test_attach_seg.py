@@ -1,4 +1,5 @@
 """`--teacher` on a plain mmseg config: attach_teacher, then the Runner."""
+from distkd_testing import unformatted
 from mmengine.runner import Runner
 
 from distkd_mm.apis.attach import attach_teacher, load_config
@@ -10,7 +11,8 @@ TEACHER = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py'
 
 def test_teacher_attached_to_plain_deeplabv3_config_trains(
         cityscapes_root, deeplabv3_r101_ckpt, offline_resnet18_v1c, tmp_path):
-    cfg = attach_teacher(load_config(STUDENT), TEACHER, deeplabv3_r101_ckpt)
+    cfg = unformatted(
+        attach_teacher(load_config(STUDENT), TEACHER, deeplabv3_r101_ckpt))
     assert cfg.model.teacher_forward == dict(type='EncoderDecoderHeads')
     assert cfg.model.distill_losses.loss_dist_aux.loss.loss_weight == 0.4
     one_iteration(cfg, cityscapes_root, str(tmp_path / 'work'))

@@ -40,7 +40,7 @@ def test_mmseg_train_and_test_scripts_run_our_config(cityscapes_root,
                                                      tmp_path):
     import mmseg
     tools = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
-    cfg = Config.fromfile(osp.join(CONFIGS, DEEPLAB), format_python_code=False)
+    cfg = Config.fromfile(osp.join(CONFIGS, DEEPLAB))
     cfg.model.teacher_ckpt = deeplabv3_r101_ckpt
     one_iteration(cfg, cityscapes_root, str(tmp_path / 'work'))
     config = str(tmp_path / 'deeplabv3_dist.py')

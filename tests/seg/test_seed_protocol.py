@@ -8,7 +8,7 @@ import os.path as osp
 
 import pytest
 import torch
-from distkd_testing import load_tool
+from distkd_testing import load_tool, unformatted
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import Runner
@@ -131,8 +131,7 @@ def _seed_files(tmp_path) -> tuple:
 
 def test_seed_protocol_config_trains_a_few_iterations(cityscapes_root,
                                                       tmp_path):
-    cfg = Config.fromfile(
-        osp.join(CONFIGS, SEED_DEEPLAB), format_python_code=False)
+    cfg = unformatted(Config.fromfile(osp.join(CONFIGS, SEED_DEEPLAB)))
     teacher_file, teacher_state, backbone_file, backbone = _seed_files(
         tmp_path)
     cfg.model.teacher_ckpt = teacher_file  # read raw, via the converter

@@ -10,6 +10,7 @@ import os.path as osp
 import pytest
 import torch
 import yaml
+from distkd_testing import unformatted
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -87,9 +88,7 @@ def test_pspnet_config_trains_and_evaluates_miou(cityscapes_root,
                                                  deeplabv3_r101_ckpt,
                                                  offline_resnet18_v1c,
                                                  tmp_path):
-    # Unformatted: yapf would take seconds each time the Runner logs,
-    # dumps or checkpoints the config.
-    cfg = Config.fromfile(osp.join(CONFIGS, PSPNET), format_python_code=False)
+    cfg = unformatted(Config.fromfile(osp.join(CONFIGS, PSPNET)))
     cfg.model.teacher_ckpt = deeplabv3_r101_ckpt
     one_iteration(cfg, cityscapes_root, str(tmp_path / 'work'))
     runner = Runner.from_cfg(cfg)
