@@ -52,13 +52,15 @@ def cls(work: str) -> str:
 def det(work: str) -> None:
     """RetinaNet X101 -> R50 DIST on generated COCO data."""
     from det_helpers import (RETINA_DIST, TRAIN_SIZES, VAL_SIZES,
-                             build_config_teacher, det_runner_cfg, write_coco)
+                             det_runner_cfg, write_coco)
+    from distkd_testing import save_random_teacher
+    from mmengine.config import Config
     root = osp.join(work, 'coco')
     write_coco(root, 'train', TRAIN_SIZES, seed=0)
     write_coco(root, 'val', VAL_SIZES, seed=1)
-    ckpt = osp.join(work, 'retina_teacher.pth')
-    torch.save({'state_dict': build_config_teacher(RETINA_DIST).state_dict()},
-               ckpt)
+    ckpt = save_random_teacher(
+        Config.fromfile(RETINA_DIST).model.teacher,
+        osp.join(work, 'retina_teacher.pth'))
     cfg = det_runner_cfg(RETINA_DIST, root, osp.join(work, 'det'), ckpt)
     cfg.model.student.backbone.init_cfg = None  # torchvision:// download
     path = osp.join(work, 'retina.py')
@@ -68,8 +70,7 @@ def det(work: str) -> None:
 
 def seg(work: str) -> None:
     """DeepLabV3 R101 -> R18 DIST on generated Cityscapes data."""
-    from det_helpers import build_config_teacher
-    from distkd_testing import load_tool
+    from distkd_testing import load_tool, save_random_teacher
     from mmengine.config import Config
     from test_seg_configs import CONFIGS, DEEPLAB, shrink
 
@@ -80,9 +81,9 @@ def seg(work: str) -> None:
     write_cityscapes(root, 'train', 4, 128, 256, seed=0)
     write_cityscapes(root, 'val', 2, 128, 256, seed=1)
     config = osp.join(CONFIGS, DEEPLAB)
-    ckpt = osp.join(work, 'seg_teacher.pth')
-    torch.save({'state_dict': build_config_teacher(config).state_dict()}, ckpt)
     cfg = Config.fromfile(config)
+    ckpt = save_random_teacher(cfg.model.teacher,
+                               osp.join(work, 'seg_teacher.pth'))
     shrink(cfg, root)
     cfg.model.teacher_ckpt = ckpt
     cfg.model.student.pretrained = None  # open-mmlab:// download
