@@ -159,6 +159,19 @@ def write_config(path, root, work_dir, model, epochs, **extra) -> str:
     return str(path)
 
 
+def cli_start(args, tmp, **env) -> subprocess.Popen:
+    """:func:`cli` started in the background: ``communicate()`` waits for
+    it (and returns its stdout and stderr)."""
+    env = dict(
+        os.environ, PYTHONPATH=f'{tmp}:{REPO}', OMP_NUM_THREADS='1', **env)
+    return subprocess.Popen([sys.executable, *args],
+                            cwd=REPO,
+                            env=env,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            text=True)
+
+
 def cli(args, tmp, **env) -> subprocess.CompletedProcess:
     """Run a repository script with ``tmp`` importable (test plugins)."""
     env = dict(

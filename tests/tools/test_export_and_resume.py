@@ -1,8 +1,8 @@
 """tools/export_student.py round trip and kill-and-resume through the CLI.
 
 One distillation run (in this process) serves both: its checkpoint is
-exported and tested, and its weights are what a SIGKILLed run of the same
-config should resume to.
+exported and tested, and its weights are what a SIGKILLed command-line run
+of the same config should resume to.
 """
 import json
 import os
@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from distkd_testing import (cli, run_tool, save_teacher, tiny_classifier,
+from distkd_testing import (cli_start, run_tool, save_teacher, tiny_classifier,
                             tiny_distiller, write_config)
 from mmengine.registry import MODELS
 
@@ -48,8 +48,9 @@ def one_thread():
 
 @pytest.fixture(scope='module')
 def distilled(imagenet_root, tmp_path_factory) -> dict:
-    """Two configs of one 2-epoch distillation (work dirs ``full`` and
-    ``killed``), with the kill hook; ``full`` trained here, unhindered."""
+    """Two configs of one 2-epoch distillation with the kill hook: ``full``
+    trained here, unhindered, while ``killed`` runs on the command line
+    (beside it) and is SIGKILLed in its 2nd epoch (``killed_run``)."""
     tmp = tmp_path_factory.mktemp('export_and_resume')
     (tmp / 'kill_hook.py').write_text(KILL_HOOK)
     teacher = save_teacher(tmp / 'teacher.pth')
@@ -61,10 +62,18 @@ def distilled(imagenet_root, tmp_path_factory) -> dict:
     for name in ('full', 'killed'):
         configs[name] = write_config(tmp / f'{name}.py', imagenet_root,
                                      str(tmp / name), model, 2, **extra)
-    with pytest.MonkeyPatch.context() as mp, one_thread():
-        mp.syspath_prepend(str(tmp))
-        run_tool('train', configs['full'])
-    return dict(tmp=tmp, **configs)
+    # 16 images, batch 4: 4 iterations an epoch; die in the 2nd epoch.
+    killed = cli_start(['tools/train.py', configs['killed']],
+                       tmp,
+                       KILL_AT_ITER='6')
+    try:
+        with pytest.MonkeyPatch.context() as mp, one_thread():
+            mp.syspath_prepend(str(tmp))
+            run_tool('train', configs['full'])
+    finally:
+        _, stderr = killed.communicate(timeout=300)
+    return dict(
+        tmp=tmp, killed_run=(killed.returncode, stderr[-3000:]), **configs)
 
 
 def test_exported_student_loads_strictly_and_tests_like_the_distiller(
@@ -94,9 +103,8 @@ def test_exported_student_loads_strictly_and_tests_like_the_distiller(
 def test_sigkilled_run_resumes_to_the_uninterrupted_weights(
         distilled, monkeypatch, capsys):
     tmp = distilled['tmp']
-    # 16 images, batch 4: 4 iterations an epoch; die in the 2nd epoch.
-    first = cli(['tools/train.py', distilled['killed']], tmp, KILL_AT_ITER='6')
-    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    returncode, stderr = distilled['killed_run']
+    assert returncode == -signal.SIGKILL, stderr
     assert os.listdir(tmp / 'killed').count('epoch_1.pth') == 1
     assert not osp.exists(tmp / 'killed' / 'epoch_2.pth')
     monkeypatch.syspath_prepend(str(tmp))
