@@ -6,12 +6,14 @@ import json
 import os
 import os.path as osp
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 from distkd_testing import REPO, load_tool
 
+BENCHMARK = osp.join(REPO, 'tools', 'benchmark.py')
 GPU_CHECK = osp.join(REPO, 'tools', 'gpu_check.sh')
 # The smallest run: every side 32 or 64 (scale 0.05 rounds Faster R-CNN's
 # 800x1216 to 32x64; anything smaller leaves its RPN no anchor inside the
@@ -59,7 +61,45 @@ def run_benchmark(benchmark, capsys):
     torch.set_num_threads(threads)
 
 
-def test_every_task_builds_and_steps(tmp_path, run_benchmark):
+@pytest.fixture(scope='module')
+def fresh_processes(benchmark, benchmarking, tmp_path_factory):
+    """The CPU cases that run in fresh processes, for their peak memory,
+    started in the background to run beside the in-process tests: a task's
+    case through ``run_child`` (tools/benchmark.py ``--case`` in a new
+    interpreter, its printed result read back), and ``--dist-memory`` on
+    the command line (its plain and lean dense DIST each in a fresh
+    process too)."""
+    run_child = importlib.import_module('benchmarking.child').run_child
+    args = benchmark.parse_args(['--device', 'cpu', *TINY])
+    out = tmp_path_factory.mktemp('dist_memory') / 'dist.json'
+    dist = subprocess.Popen([
+        sys.executable, BENCHMARK, '--dist-memory', '--scale', '0.25',
+        '--steps', '1', '--warmup', '0', '--threads', '1', '--json',
+        str(out)
+    ],
+                            cwd=REPO,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            text=True)
+    done = {}
+
+    def dist_memory():
+        if 'dist' not in done:
+            done['dist'] = dist.communicate(timeout=600)
+        stdout, stderr = done['dist']
+        assert dist.returncode == 0, stderr[-3000:]
+        return json.loads(out.read_text()), stdout
+
+    with ThreadPoolExecutor(1) as pool:
+        student = pool.submit(run_child, 'cls:student', args)
+        yield dict(student=student.result, dist_memory=dist_memory)
+        if 'dist' not in done:
+            dist.communicate(timeout=600)
+
+
+def test_every_task_builds_and_steps(tmp_path, run_benchmark, fresh_processes):
+    # `fresh_processes`: started first, they run beside this long test.
+
     out = tmp_path / 'bench.json'
     returned, stdout = run_benchmark('--no-memory', *TINY, '--json', str(out))
     results = json.loads(out.read_text())
@@ -103,22 +143,12 @@ def test_teacher_modes_run_the_task_again_with_a_folded_teacher(
 
 
 def test_cpu_cases_run_in_fresh_processes_and_lean_dist_saves_memory(
-        run_benchmark, benchmark, benchmarking):
-    """On the CPU each case runs in a fresh process, for its peak memory:
-    a task's case through ``run_child`` (tools/benchmark.py ``--case`` in a
-    new interpreter, its printed result read back), run beside the
-    ``--dist-memory`` run, whose plain and lean dense DIST run so too."""
-    run_child = importlib.import_module('benchmarking.child').run_child
-    args = benchmark.parse_args(['--device', 'cpu', *TINY])
-    with ThreadPoolExecutor(1) as pool:
-        student = pool.submit(run_child, 'cls:student', args)
-        results, stdout = run_benchmark('--dist-memory', '--scale', '0.25',
-                                        '--steps', '1', '--warmup', '0',
-                                        '--threads', '1')
-        student = student.result()
+        fresh_processes):
+    student = fresh_processes['student']()
     # Gradients and SGD momentum of ResNet-18 alone are ~90 MiB.
     assert student['ms'] > 0 and student['peak_mib'] > 40
 
+    results, stdout = fresh_processes['dist_memory']()
     assert results['tasks'] == {}  # --dist-memory alone runs no task
     res = results['dist_memory']
     assert res['shape'] == [2, 720, 25, 42]
