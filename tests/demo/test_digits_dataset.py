@@ -24,9 +24,14 @@ def _ids(dataset: DigitsDataset) -> set:
     }
 
 
-def test_sizes_and_metainfo():
-    train = DigitsDataset(split='train')
-    val = DigitsDataset(split='val')
+@pytest.fixture(scope='module')
+def splits():
+    """The default train and val splits (read-only in the tests)."""
+    return DigitsDataset(split='train'), DigitsDataset(split='val')
+
+
+def test_sizes_and_metainfo(splits):
+    train, val = splits
     assert len(train) + len(val) == NUM_DIGITS
     # 25 % per class, rounded per class.
     assert abs(len(val) - NUM_DIGITS * 0.25) <= 10
@@ -35,9 +40,8 @@ def test_sizes_and_metainfo():
     assert not train.test_mode and val.test_mode
 
 
-def test_split_disjoint_stratified_and_deterministic():
-    train = DigitsDataset(split='train')
-    val = DigitsDataset(split='val')
+def test_split_disjoint_stratified_and_deterministic(splits):
+    train, val = splits
     train_ids, val_ids = _ids(train), _ids(val)
     assert not train_ids & val_ids
     assert train_ids | val_ids == set(range(NUM_DIGITS))
@@ -59,10 +63,10 @@ def test_split_disjoint_stratified_and_deterministic():
     assert other != val_ids and len(other) == len(val_ids)
 
 
-def test_images_are_uint8_and_labels_match_sklearn():
+def test_images_are_uint8_and_labels_match_sklearn(splits):
     from sklearn.datasets import load_digits
     digits = load_digits()
-    val = DigitsDataset(split='val')
+    _, val = splits
     for i in (0, len(val) // 2, len(val) - 1):
         info = val.get_data_info(i)
         img = info['img']
