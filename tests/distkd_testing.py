@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
@@ -49,18 +50,13 @@ def run_tool(name: str, *args: str):
     ``main(args)``, or ``main()`` reading ``sys.argv``; ``sys.argv`` and
     ``LOCAL_RANK`` (the runner tools set it) are restored afterwards."""
     tool = load_tool(name)
-    argv, rank = sys.argv, os.environ.get('LOCAL_RANK')
-    sys.argv = [f'{name}.py', *args]
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, 'argv', [f'{name}.py', *args])
+        # Undone on leaving: the runner tools set it.
+        patch.setenv('LOCAL_RANK', os.environ.get('LOCAL_RANK', '0'))
         if inspect.signature(tool.main).parameters:
             return tool.main(list(args))
         return tool.main()
-    finally:
-        sys.argv = argv
-        if rank is None:
-            os.environ.pop('LOCAL_RANK', None)
-        else:
-            os.environ['LOCAL_RANK'] = rank
 
 
 def tiny_classifier(width: int = 8, num_classes: int = 10) -> dict:

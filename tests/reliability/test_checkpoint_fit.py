@@ -3,13 +3,12 @@ checkpoint, teacher_strict=False counts, the resumed teacher, export's
 refusals, and the shape error that names its fix."""
 import errno
 import os
-import sys
 from types import SimpleNamespace
 
 import mmengine
 import pytest
 import torch
-from distkd_testing import (load_tool, runner_cfg, save_teacher,
+from distkd_testing import (load_tool, run_tool, runner_cfg, save_teacher,
                             tiny_classifier, tiny_distiller, write_config)
 from mmengine.config import Config
 from mmengine.registry import MODELS
@@ -31,27 +30,8 @@ def trained(imagenet_root, tmp_path_factory):
         tmp=tmp, teacher=teacher, ckpt=str(tmp / 'work' / 'epoch_1.pth'))
 
 
-@pytest.fixture
-def run_tool(monkeypatch):
-    """Run ``tools/<name>.py`` with ``args`` in this process (the command
-    lines themselves are run in tests/tools)."""
-    # The tools, and the library scripts they hand over to, set these.
-    monkeypatch.setattr(sys, 'argv', list(sys.argv))
-    monkeypatch.setenv('LOCAL_RANK', '0')
-
-    def run(name: str, *args: str) -> None:
-        tool = load_tool(name)
-        if name == 'test':
-            tool.main(list(args))
-            return
-        monkeypatch.setattr(sys, 'argv', [f'{name}.py', *args])
-        tool.main()
-
-    return run
-
-
 def test_test_tool_loads_the_student_of_a_distiller_checkpoint(
-        trained, imagenet_root, tmp_path, run_tool):
+        trained, imagenet_root, tmp_path):
     plain = write_config(tmp_path / 'student.py', imagenet_root,
                          str(tmp_path / 'test'), tiny_classifier(4), 1)
     exported = str(tmp_path / 'exported.pth')
@@ -68,7 +48,7 @@ def test_test_tool_loads_the_student_of_a_distiller_checkpoint(
 
 
 def test_test_tool_refuses_a_checkpoint_that_fits_nothing(
-        trained, imagenet_root, tmp_path, run_tool):
+        trained, imagenet_root, tmp_path):
     # Another student (twice as wide): every key exists, no shape fits.
     wide = write_config(tmp_path / 'wide.py', imagenet_root,
                         str(tmp_path / 'test'), tiny_classifier(8), 1)
@@ -142,8 +122,7 @@ class _FullDisk:
         raise OSError(errno.ENOSPC, 'No space left on device')
 
 
-def test_export_refuses_its_input_and_writes_atomically(
-        trained, tmp_path, run_tool):
+def test_export_refuses_its_input_and_writes_atomically(trained, tmp_path):
     with pytest.raises(
             ValueError, match='`out` should differ from the input checkpoint'):
         run_tool('export_student', trained['ckpt'], trained['ckpt'])
