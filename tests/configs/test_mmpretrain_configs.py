@@ -2,7 +2,7 @@
 import os.path as osp
 
 import torch
-from distkd_testing import REPO, save_random_teacher
+from distkd_testing import REPO, save_random_teacher, unformatted
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -30,10 +30,7 @@ def shrink_data(cfg: Config, root: str, size: int = 32) -> None:
 
 def test_imagenet_dist_r34_r18_config_trains_and_evaluates(
         imagenet_root, tmp_path, one_thread):
-    cfg = Config.fromfile(CONFIG)
-    # Unformatted: yapf takes seconds each time the Runner logs or dumps it
-    # (mmengine 0.10's `fromfile` drops `format_python_code`).
-    cfg = Config(cfg.to_dict(), filename=CONFIG, format_python_code=False)
+    cfg = unformatted(Config.fromfile(CONFIG))
     assert cfg.model.type == 'Distiller'
     assert cfg.model.student.backbone.depth == 18
     assert cfg.model.distill_losses.loss_dist.loss == dict(

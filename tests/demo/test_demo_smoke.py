@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from distkd_testing import load_tool
+from distkd_testing import load_tool, unformatted
 from mmengine.config import Config
 
 pytest.importorskip('mmpretrain')
@@ -25,8 +25,7 @@ def test_demo_one_epoch(tmp_path, monkeypatch, capsys):
             'train_dataloader.dataset.indices': 64,
             'val_dataloader.dataset.indices': 64
         })
-        return Config(
-            cfg.to_dict(), filename=cfg.filename, format_python_code=False)
+        return unformatted(cfg)
 
     monkeypatch.setattr(demo, 'build_cfg', small)
     # In this process (as `make demo` runs it, from another directory); the
