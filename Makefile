@@ -1,6 +1,9 @@
 # `make demo` and `make test` bring .venv up to date first (seconds when it
 # already is; the first run builds mmcv, about 10 minutes in all).
 PY := .venv/bin/python
+# Test processes (pytest-xdist): one per core of a 2-core CI machine; each
+# file's tests stay in one process, so module fixtures are built once.
+TEST_WORKERS ?= 2
 
 .PHONY: env demo test lint clean
 
@@ -13,7 +16,7 @@ demo: env
 	$(PY) tools/demo.py
 
 test: env
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 lint: env
 	$(PY) -m flake8 distkd_mm tools tests configs

@@ -29,7 +29,7 @@ def shrink_data(cfg: Config, root: str, size: int = 32) -> None:
 
 
 def test_imagenet_dist_r34_r18_config_trains_and_evaluates(
-        imagenet_root, tmp_path, one_thread):
+        imagenet_root, tmp_path):
     cfg = unformatted(Config.fromfile(CONFIG))
     assert cfg.model.type == 'Distiller'
     assert cfg.model.student.backbone.depth == 18

@@ -11,8 +11,6 @@ from mmengine.runner import Runner
 import distkd_mm.models  # noqa: F401
 import distkd_mm.optim  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 
 def test_mobilenet_v1_is_the_standard_net():
     net = MODELS.build(dict(type='MobileNetV1')).eval()

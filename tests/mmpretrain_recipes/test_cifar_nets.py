@@ -6,8 +6,6 @@ from distkd_testing import load_tool
 from mmengine.registry import MODELS, DefaultScope
 from recipe_helpers import load
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 # type cfg, parameters in millions (CRD's published sizes), keys the seed's
 # checkpoints hold.
 NETS = {

@@ -16,7 +16,6 @@ from mmengine.registry import DefaultScope
 from recipe_helpers import (CONFIGS, STEP_SIZE, build_distiller, input_size,
                             load, make_batch, shrink_teacher)
 
-pytestmark = pytest.mark.usefixtures('one_thread')
 # Variants (`{teacher}-mmpretrain`) differ from their seed-protocol config
 # only in the teacher's checkpoint file, which these steps do not load.
 SEED_CONFIGS = [n for n in CONFIGS if '-mmpretrain_' not in n]

@@ -11,8 +11,6 @@ from distkd_mm.utils.convert import (get_converter,
                                      torchvision_resnet_to_mmpretrain)
 from distkd_mm.utils.weights import load_weights
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 
 def _mm_resnet(depth: int) -> torch.nn.Module:
     cfg = dict(

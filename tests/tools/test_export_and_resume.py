@@ -8,7 +8,6 @@ import json
 import os
 import os.path as osp
 import signal
-from contextlib import contextmanager
 
 import pytest
 import torch
@@ -34,18 +33,6 @@ class KillAtIterHook(Hook):
 '''
 
 
-@contextmanager
-def one_thread():
-    """One torch thread, as the command-line runs (``OMP_NUM_THREADS=1``),
-    so that runs here and there sum in the same order."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def distilled(imagenet_root, tmp_path_factory) -> dict:
     """Two configs of one 2-epoch distillation with the kill hook: ``full``
@@ -67,7 +54,7 @@ def distilled(imagenet_root, tmp_path_factory) -> dict:
                        tmp,
                        KILL_AT_ITER='6')
     try:
-        with pytest.MonkeyPatch.context() as mp, one_thread():
+        with pytest.MonkeyPatch.context() as mp:
             mp.syspath_prepend(str(tmp))
             run_tool('train', configs['full'])
     finally:
@@ -108,8 +95,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(
     assert os.listdir(tmp / 'killed').count('epoch_1.pth') == 1
     assert not osp.exists(tmp / 'killed' / 'epoch_2.pth')
     monkeypatch.syspath_prepend(str(tmp))
-    with one_thread():
-        run_tool('train', distilled['killed'], '--resume')
+    run_tool('train', distilled['killed'], '--resume')
     # --resume with no path takes the latest checkpoint of the work dir.
     assert osp.join('killed', 'epoch_1.pth') in capsys.readouterr().out
 
