@@ -3,8 +3,10 @@
 A module of its own (not conftest.py) so that every test imports the same
 file, whatever other conftest.py files pytest has loaded.
 """
+import glob
 import importlib.util
 import inspect
+import json
 import os
 import os.path as osp
 import subprocess
@@ -187,6 +189,26 @@ def unformatted(cfg: Config) -> Config:
     ``Config.fromfile`` ignores its ``format_python_code`` argument."""
     return Config(
         cfg.to_dict(), filename=cfg.filename, format_python_code=False)
+
+
+def run_library_tool(cmd, cwd) -> subprocess.CompletedProcess:
+    """Run a library's script; fail with the end of its output."""
+    result = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    output = result.stdout[-2000:] + result.stderr[-3000:]
+    assert result.returncode == 0, output
+    return result
+
+
+def logged_scalars(work_dir: str) -> dict:
+    """The last value of each scalar in a run's ``scalars.json``."""
+    files = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    assert len(files) == 1, files
+    scalars = {}
+    with open(files[0]) as f:
+        for line in f:
+            scalars.update(json.loads(line))
+    return scalars
 
 
 def save_teacher(path, width: int = 8, seed: int = 0) -> str:

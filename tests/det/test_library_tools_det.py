@@ -4,36 +4,15 @@ hands over to mmdet's) dumps predictions in mmdet's format and paints them.
 The training run is also the RetinaNet DIST config's Runner check: its log
 and checkpoint show the losses, the COCO evaluation and the schedule.
 """
-import glob
-import json
 import math
 import os.path as osp
 import pickle
-import subprocess
 import sys
 
 import torch
 from det_helpers import REPO, RETINA_DIST, VAL_SIZES
+from distkd_testing import logged_scalars, run_library_tool
 from mmengine.config import Config
-
-
-def run(cmd, cwd) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
-    output = result.stdout[-2000:] + result.stderr[-3000:]
-    assert result.returncode == 0, output
-    return result
-
-
-def logged_scalars(work_dir: str) -> dict:
-    """The last value of each scalar in the run's ``scalars.json``."""
-    files = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-    assert len(files) == 1, files
-    scalars = {}
-    with open(files[0]) as f:
-        for line in f:
-            scalars.update(json.loads(line))
-    return scalars
 
 
 def test_mmdet_train_and_test_scripts_run_our_config(make_det_cfg, tmp_path):
@@ -42,7 +21,8 @@ def test_mmdet_train_and_test_scripts_run_our_config(make_det_cfg, tmp_path):
     cfg = make_det_cfg(RETINA_DIST)
     config = str(tmp_path / 'retinanet_dist.py')
     cfg.dump(config)
-    run([sys.executable, osp.join(tools, 'train.py'), config], tmp_path)
+    run_library_tool([sys.executable,
+                      osp.join(tools, 'train.py'), config], tmp_path)
     ckpt = osp.join(cfg.work_dir, 'epoch_1.pth')
     assert osp.isfile(ckpt)
 
@@ -64,7 +44,7 @@ def test_mmdet_train_and_test_scripts_run_our_config(make_det_cfg, tmp_path):
     assert not any(k.startswith('teacher.') for k in saved['state_dict'])
 
     preds = str(tmp_path / 'preds.pkl')
-    run([
+    run_library_tool([
         sys.executable,
         osp.join(REPO, 'tools', 'test.py'), config, ckpt, '--out', preds,
         '--show-dir', 'painted'

@@ -5,33 +5,14 @@ The training run is also the DeepLabV3 config's Runner check: its log and
 checkpoint show the losses, the mIoU and the student's pretrained init.
 """
 import glob
-import json
 import os.path as osp
-import subprocess
 import sys
 
 import torch
+from distkd_testing import logged_scalars, run_library_tool
 from mmengine.config import Config
 
 from .test_seg_configs import CONFIGS, DEEPLAB, REPO, one_iteration
-
-
-def run(cmd, cwd) -> None:
-    result = subprocess.run(
-        cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
-    output = result.stdout[-2000:] + result.stderr[-3000:]
-    assert result.returncode == 0, output
-
-
-def logged_scalars(work_dir: str) -> dict:
-    """Each scalar of the run's ``scalars.json``, last value kept."""
-    files = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-    assert len(files) == 1, files
-    scalars = {}
-    with open(files[0]) as f:
-        for line in f:
-            scalars.update(json.loads(line))
-    return scalars
 
 
 def test_mmseg_train_and_test_scripts_run_our_config(cityscapes_root,
@@ -45,7 +26,8 @@ def test_mmseg_train_and_test_scripts_run_our_config(cityscapes_root,
     one_iteration(cfg, cityscapes_root, str(tmp_path / 'work'))
     config = str(tmp_path / 'deeplabv3_dist.py')
     cfg.dump(config)
-    run([sys.executable, osp.join(tools, 'train.py'), config], tmp_path)
+    run_library_tool([sys.executable,
+                      osp.join(tools, 'train.py'), config], tmp_path)
     ckpt = osp.join(cfg.work_dir, 'iter_1.pth')
     assert osp.isfile(ckpt)
 
@@ -65,7 +47,7 @@ def test_mmseg_train_and_test_scripts_run_our_config(cityscapes_root,
         loaded = offline_resnet18_v1c[key].flatten()
         assert torch.cosine_similarity(trained, loaded, dim=0) > 0.9, key
 
-    run([
+    run_library_tool([
         sys.executable,
         osp.join(REPO, 'tools', 'test.py'), config, ckpt, '--out',
         str(tmp_path / 'masks')
