@@ -21,10 +21,6 @@ model = dict(
             pool_scales=(1, 2, 3, 6),
             dropout_ratio=0.1,
             num_classes=19,
-            norm_cfg=dict(type='SyncBN', requires_grad=True),
+            norm_cfg={{_base_.student_norm_cfg}},
             align_corners=True,
-            loss_decode=dict(
-                type='CrossEntropyLoss',
-                use_sigmoid=False,
-                loss_weight=1.0,
-                avg_non_ignore=True))))
+            loss_decode={{_base_.student_ce}})))

@@ -69,6 +69,10 @@ default_hooks = dict(
     visualization=dict(type='SegVisualizationHook'))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
+# The students' norm layers and decode-head loss: SyncBN, and CE averaged
+# over non-ignored pixels, as the seed's.
+student_norm_cfg = dict(type='SyncBN', requires_grad=True)
+student_ce = dict(type='CrossEntropyLoss', avg_non_ignore=True)
 # The students' backbone: the seed's deep-stem (64-64-128) ResNet-18 with
 # CIRKD's ImageNet weights (`resnet18-imagenet.pth`, converted with
 # tools/convert_cirkd_seg.py), SyncBN, output stride 8.
@@ -81,15 +85,14 @@ student_backbone = dict(
     dilations=(1, 1, 2, 4),
     strides=(1, 2, 1, 1),
     contract_dilation=True,
-    norm_cfg=dict(type='SyncBN', requires_grad=True),
+    norm_cfg=student_norm_cfg,
     norm_eval=False,
     style='pytorch',
     init_cfg=dict(
         type='Pretrained',
         checkpoint='data/cirkd_ckpts/resnet18-imagenet_mmseg.pth',
         prefix='backbone.'))
-# The auxiliary FCN head on layer3 (256 -> 64 channels), CE weight 0.4;
-# the seed averages CE over non-ignored pixels.
+# The auxiliary FCN head on layer3 (256 -> 64 channels), CE weight 0.4.
 student_aux_head = dict(
     type='FCNHead',
     in_channels=256,
@@ -99,10 +102,6 @@ student_aux_head = dict(
     concat_input=False,
     dropout_ratio=0.1,
     num_classes=19,
-    norm_cfg=dict(type='SyncBN', requires_grad=True),
+    norm_cfg=student_norm_cfg,
     align_corners=True,
-    loss_decode=dict(
-        type='CrossEntropyLoss',
-        use_sigmoid=False,
-        loss_weight=0.4,
-        avg_non_ignore=True))
+    loss_decode=dict(student_ce, loss_weight=0.4))
