@@ -20,6 +20,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 
+from ..distillers import Distiller
+
 PREFIX = 'student.'
 # Fewer fitting weights than this share of the model's: it would be
 # evaluated mostly at random (integer BatchNorm counters do not count).
@@ -56,7 +58,7 @@ class StudentCheckpointHook(Hook):
             for k, v in model.state_dict().items()
             if isinstance(v, torch.Tensor) and v.is_floating_point()
         }
-        fitted = fit_state_dict(state, shapes, hasattr(model, 'student'),
+        fitted = fit_state_dict(state, shapes, isinstance(model, Distiller),
                                 source)
         if fitted is not state:
             state.clear()
