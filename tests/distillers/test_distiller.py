@@ -223,6 +223,9 @@ def test_taps_record_only_inside_the_training_step(make_batch):
         model.teacher(data['inputs'], mode='tensor')
     assert [o.shape for o in outputs['head.fc']] == [(4, 10)]
     assert all(not m._forward_hooks for m in tapped)
+    with model.teacher_taps:
+        with pytest.raises(RuntimeError, match='one scope at a time'):
+            model.teacher_taps.__enter__()
 
 
 def test_init_cfg_initialises_the_student_but_never_the_teacher(tmp_path):
