@@ -19,6 +19,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
+from distkd_mm.apis.cli import unique_experiment_name
 from distkd_mm.distillers.teacher import teacher_model_cfg
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -120,6 +121,7 @@ def runner_cfg(root: str, work_dir: str, model: dict, max_epochs: int) -> dict:
     return dict(
         model=model,
         work_dir=work_dir,
+        experiment_name=unique_experiment_name('tiny'),
         train_dataloader=dict(
             dataset=dataset,
             batch_size=4,
@@ -152,6 +154,8 @@ def runner_cfg(root: str, work_dir: str, model: dict, max_epochs: int) -> dict:
 def write_config(path, root, work_dir, model, epochs, **extra) -> str:
     """Write :func:`runner_cfg` as a config file for the command line."""
     cfg = runner_cfg(root, work_dir, model, epochs)
+    # As in a user's file: the tools give each run its own name.
+    del cfg['experiment_name']
     cfg.update(extra)
     Config(cfg).dump(str(path))
     return str(path)

@@ -37,6 +37,8 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from distkd_mm.apis.cli import unique_experiment_name  # noqa: E402
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'demo')
 
@@ -122,12 +124,8 @@ def build_cfg(config: str,
         work_dir,
         'randomness.seed':
         seed,
-        # Unique per run: the logger, message hub and visualizer are global
-        # instances keyed by this name, and two runs of one config started
-        # within the same second would otherwise share them.
         'experiment_name':
-        f'{osp.splitext(config)[0]}_seed{seed}_'
-        f'{time.time_ns()}',
+        unique_experiment_name(f'{osp.splitext(config)[0]}_seed{seed}'),
     }
     if not verbose:
         options['log_level'] = 'WARNING'

@@ -3,7 +3,7 @@
 Same command line as mmdet's / mmpretrain's tools/train.py.
 """
 import argparse
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -16,7 +16,7 @@ from distkd_mm.apis.cli import (add_runner_args, apply_runner_args,
                                 teacher_work_dir)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a (distilled) model')
     parser.add_argument(
         'config', help='train config file path (or pkg::path/to/config.py)')
@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
         help='taps and losses to attach the teacher with (default: guessed '
         "from the student's type)")
     add_runner_args(parser)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def build_config(args: argparse.Namespace) -> Tuple[Config, List[str]]:

@@ -2,6 +2,7 @@
 of ``--teacher`` runs, and the check that auto-resume stays in one model."""
 import argparse
 import inspect
+import itertools
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Set, Tuple
@@ -35,6 +36,20 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+_RUN_NUMBERS = itertools.count()
+
+
+def unique_experiment_name(stem: str) -> str:
+    """An experiment name no other Runner of this process has.
+
+    MMEngine keys its logger, message hub and visualizer by the experiment
+    name, which for a dict config is only the start time in seconds: two
+    Runners built in one second would share them (the second run's log file
+    is never written). The Runner appends its timestamp to this name.
+    """
+    return f'{stem}_{os.getpid()}-{next(_RUN_NUMBERS)}'
+
+
 def config_name(path: str) -> str:
     """``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'`` -> the stem."""
     return osp.splitext(osp.basename(path.split('::')[-1]))[0]
@@ -46,6 +61,8 @@ def apply_runner_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if cfg.get('experiment_name') is None:
+        cfg.experiment_name = unique_experiment_name(config_name(args.config))
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:

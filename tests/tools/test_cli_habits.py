@@ -9,9 +9,10 @@ import subprocess
 
 import pytest
 import torch
-from distkd_testing import (REPO, run_tool, save_teacher, tiny_classifier,
-                            tiny_distiller, write_config)
+from distkd_testing import (REPO, load_tool, run_tool, save_teacher,
+                            tiny_classifier, tiny_distiller, write_config)
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 
 @pytest.fixture
@@ -117,3 +118,27 @@ def test_launch_scripts_use_the_project_interpreter(tmp_path, script, args):
         command, env=dict(env, PYTHON=other), check=True, capture_output=True)
     assert f' {other} ' in f' {record.read_text()}'
     assert venv_python not in record.read_text()
+
+
+def test_two_runners_built_in_one_second_keep_their_own_logs(
+        plain_and_teacher, tmp_path, monkeypatch):
+    # MMEngine names a dict config's run by its start second; frozen here,
+    # so both Runners are built "in the same second" on any machine.
+    monkeypatch.setattr('time.time', lambda: 1_800_000_000.0)
+    train = load_tool('train')
+    runners = []
+    for name in ('a', 'b'):
+        cfg, _ = train.build_config(
+            train.parse_args(
+                [plain_and_teacher[0], '--work-dir',
+                 str(tmp_path / name)]))
+        runners.append(Runner.from_cfg(cfg))
+    first, second = runners
+    assert first.timestamp == second.timestamp
+    assert first.logger is not second.logger
+    assert first.message_hub is not second.message_hub
+    for runner in runners:
+        runner.logger.warning(f'written by {runner.work_dir}')
+    for runner in runners:
+        log = osp.join(runner.log_dir, f'{runner.timestamp}.log')
+        assert f'written by {runner.work_dir}' in open(log).read()
