@@ -226,6 +226,11 @@ class Distiller(BaseModel):
             self._guard_terms(losses, inputs)
         return losses
 
+    def teacher_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The batch the teacher's own data preprocessor would have made
+        from the raw images behind the student's ``inputs``."""
+        return inputs
+
     def run_teacher(self,
                     inputs: torch.Tensor,
                     data_samples: Optional[List],
