@@ -14,6 +14,7 @@ from distkd_mm.apis.attach import (PRESETS, attach_teacher, guess_preset,
 from distkd_mm.apis.cli import (add_runner_args, apply_runner_args,
                                 check_auto_resume, split_student_options,
                                 teacher_work_dir)
+from distkd_mm.apis.work_dir_lock import work_dir_lock
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -106,11 +107,14 @@ def attach_from_cli(cfg: Config,
 def main() -> None:
     args = parse_args()
     cfg, notes = build_config(args)
-    runner = Runner.from_cfg(cfg)
-    for note in notes:
-        runner.logger.info(note)
-    check_auto_resume(runner, cfg)
-    runner.train()
+    # Before the Runner: a second live run in this work dir is refused
+    # before it builds anything or writes a log folder.
+    with work_dir_lock(cfg.work_dir, cfg.launcher):
+        runner = Runner.from_cfg(cfg)
+        for note in notes:
+            runner.logger.info(note)
+        check_auto_resume(runner, cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -13,9 +13,9 @@ import os.path as osp
 from typing import Callable, Dict, Optional
 
 from mmengine.config import Config, ConfigDict
-from mmengine.hub import get_config
 
 from ..distillers.teacher import teacher_model_cfg
+from ..utils.config_paths import resolve_config_path
 
 
 def _config_dir() -> str:
@@ -189,7 +189,15 @@ def attach_teacher(cfg: Config,
 
 
 def load_config(path: str) -> Config:
-    """A config file, or ``'pkg::path'`` from an installed library."""
-    if '::' in path:
-        return get_config(path)
-    return Config.fromfile(path)
+    """A config file, or ``'pkg::path'`` from an installed library.
+
+    Args:
+        path: The config the user passed (the student on the command line).
+
+    Returns:
+        The loaded config. A URL, or a ``pkg::`` name that leaves the
+        package's configs, is refused before anything runs (the same check
+        as a teacher's: :func:`~distkd_mm.utils.config_paths.
+        resolve_config_path`).
+    """
+    return Config.fromfile(resolve_config_path(path, 'config'))

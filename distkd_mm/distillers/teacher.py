@@ -4,12 +4,12 @@ import logging
 from typing import Callable, Optional, Union
 
 from mmengine.config import Config, ConfigDict
-from mmengine.hub import get_config
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS, DefaultScope
 from torch import nn
 
+from ..utils.config_paths import package_config_weights, resolve_config_path
 from ..utils.convert import get_converter
 from ..utils.weights import load_weights
 
@@ -27,10 +27,9 @@ def teacher_model_cfg(teacher: TeacherCfg) -> tuple:
     if not isinstance(teacher, str):
         raise TypeError('`teacher` should be a model dict, a config file or '
                         f"a 'pkg::path' config, but got {type(teacher)}.")
-    if '::' in teacher:
-        cfg = get_config(teacher)
-    else:
-        cfg = Config.fromfile(teacher)
+    # Checked before it runs: a `pkg::` name stays in the package's
+    # configs, a URL is refused (see config_paths).
+    cfg = Config.fromfile(resolve_config_path(teacher, 'teacher'))
     if 'model' not in cfg:
         raise ValueError(f'`teacher` config {teacher!r} should define '
                          '`model`, but it has none.')
@@ -46,12 +45,13 @@ def zoo_checkpoint(teacher: TeacherCfg) -> str:
         raise ValueError('`teacher_pretrained=True` should come with a '
                          f"'pkg::path' teacher config, but got {teacher!r}; "
                          'give `teacher_ckpt` instead.')
-    try:
-        return get_config(teacher, pretrained=True).model_path
-    except (AssertionError, KeyError) as err:
-        raise ValueError(f'`teacher` {teacher!r} has no weights in its '
-                         "package's metafiles; give `teacher_ckpt` instead. "
-                         f'({err})') from None
+    # The metafile entry alone: the config itself need not run for it.
+    url = package_config_weights(teacher, 'teacher')
+    if url is None:
+        raise ValueError(f'`teacher` {teacher!r} should be listed with '
+                         "weights in its package's metafiles, but it is "
+                         'not; give `teacher_ckpt` instead.')
+    return url
 
 
 def build_teacher(teacher: TeacherCfg,
