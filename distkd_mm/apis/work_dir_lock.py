@@ -6,8 +6,11 @@ each other's checkpoints. ``tools/train.py`` therefore holds
 ``<work_dir>/train.lock`` for the whole run, taken before anything is built
 (no Runner, no dataset, no log folder):
 
-- The lock is created atomically (``O_CREAT | O_EXCL``): of two starts at
-  the same instant exactly one wins. It holds JSON: pid, host, start time,
+- The lock is created atomically and complete (the record is written to
+  a new file of this start's, ``O_CREAT | O_EXCL``, then hard-linked to
+  the lock's name, which fails when it exists): of two starts at the same
+  instant exactly one wins, and no start reads a half-written lock. It
+  holds JSON: pid, host, start time,
   the command, the machine's boot id and the process's start time, and the
   slurm job id and restart count where there are any.
 - Only the run's rank 0 takes it (``RANK`` under torchrun, ``SLURM_PROCID``
@@ -127,19 +130,54 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _read(path: str) -> Optional[dict]:
-    """The lock's record; None when it is missing (taken away meanwhile)."""
+    """The lock's record, with its modification time as ``_mtime``; None
+    when it is missing (taken away meanwhile).
+
+    Both come from one open file: a record judged by the age of a newer
+    file at the same name would be judged wrong.
+    """
     try:
         with open(path) as f:
             text = f.read()
+            mtime = os.fstat(f.fileno()).st_mtime
     except FileNotFoundError:
         return None
     try:
         record = json.loads(text)
     except ValueError:
         record = None
-    # A start killed between creating the file and writing it leaves an
-    # empty (or cut) lock: judged by its age alone, as a foreign one is.
-    return record if isinstance(record, dict) else {}
+    # A lock cut short (created without hard links by a start killed
+    # before it wrote) holds no record: judged by its age alone.
+    record = record if isinstance(record, dict) else {}
+    record['_mtime'] = mtime
+    return record
+
+
+# Seconds a start waits for another start's takeover (a few file operations
+# long) before it treats the takeover file as left by a dead start.
+TAKEOVER_WAIT = 10.0
+
+
+def _write_new(path: str, text: str) -> None:
+    """Write a file that must not exist yet (``FileExistsError`` if so)."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _wait_for_removal(path: str) -> None:
+    deadline = time.monotonic() + TAKEOVER_WAIT
+    while osp.exists(path):
+        if time.monotonic() > deadline:
+            try:
+                if time.time() - os.stat(path).st_mtime > TAKEOVER_WAIT:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        time.sleep(0.02)
 
 
 class WorkDirLock:
@@ -201,10 +239,10 @@ class WorkDirLock:
         stale = self.stale_seconds or stale_after()
         os.makedirs(self.work_dir, exist_ok=True)
         took_over = None
-        # Each round either creates the lock, refuses, or moves a lock
-        # whose holder is gone out of the way and tries again; a few rounds
-        # only happen when other starts race for the same lock.
-        for _ in range(5):
+        # A round creates the lock, refuses, or (holding the takeover file)
+        # removes a gone holder's lock; another round only follows when a
+        # racing start changed the lock meanwhile.
+        for _ in range(20):
             if self._create(took_over):
                 self.held = True
                 self._start_heartbeat(stale)
@@ -222,53 +260,66 @@ class WorkDirLock:
             why = self._gone(record, stale)
             if why is None:
                 raise RuntimeError(self._refusal(record, stale))
-            if self._set_aside(record):
+            if self._remove_gone(record):
                 took_over = dict(record, _why=why)
+                took_over.pop('_mtime')
         raise RuntimeError(
             f'`work_dir` {self.work_dir} should be free to lock, but other '
             f'starts kept taking {self.path}; start one run at a time.')
 
     def _create(self, took_over: Optional[dict]) -> bool:
+        """Create the lock, complete, unless it exists.
+
+        The record goes to a file of this start's own first (``O_CREAT |
+        O_EXCL``), which is then hard-linked to the lock's name: the link
+        fails when the name exists (of two starts one wins) and a reader
+        never sees a lock half written. Where the file system has no hard
+        links, the lock itself is created with ``O_CREAT | O_EXCL``.
+        """
+        text = json.dumps(self._record(took_over), indent=1)
+        own = f'{self.path}.{self._token}'
+        _write_new(own, text)
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
-                         0o644)
+            os.link(own, self.path)
+            return True
         except FileExistsError:
             return False
-        with os.fdopen(fd, 'w') as f:
-            json.dump(self._record(took_over), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        return True
-
-    def _set_aside(self, record: dict) -> bool:
-        """Move a gone holder's lock away; False when another start did.
-
-        A rename is atomic: of two starts taking over, one moves the file
-        and the other finds none. The moved file is checked to be the one
-        judged (not a lock a third start created meanwhile), else put back.
-        """
-        aside = f'{self.path}.{self._token}'
-        try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return False
-        if _read(aside) != record:
+        except OSError:
             try:
-                os.link(aside, self.path)  # back, unless a new one exists
-            except OSError:
-                pass
-            os.unlink(aside)
+                _write_new(self.path, text)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            os.unlink(own)
+
+    def _remove_gone(self, record: dict) -> bool:
+        """Remove a gone holder's lock; False when it changed meanwhile.
+
+        Starts that take over are serialised by ``<lock>.takeover``
+        (``O_CREAT | O_EXCL``): the one holding it checks that the lock is
+        still the one judged gone and removes it; the others wait for it
+        and look again. A takeover file left by a start that died in these
+        few lines is removed once it is :data:`TAKEOVER_WAIT` seconds old.
+        """
+        takeover = f'{self.path}.takeover'
+        try:
+            _write_new(takeover, self._token)
+        except FileExistsError:
+            _wait_for_removal(takeover)
             return False
-        os.unlink(aside)
-        return True
+        try:
+            if _read(self.path) != record:
+                return False
+            os.unlink(self.path)
+            return True
+        finally:
+            os.unlink(takeover)
 
     def _gone(self, record: dict, stale: float) -> Optional[str]:
         """Why the lock's holder is gone, or None while it may live."""
-        try:
-            age = time.time() - os.stat(self.path).st_mtime
-        except FileNotFoundError:
-            return 'its lock was removed'
-        if not record:
+        age = time.time() - record['_mtime']
+        if 'pid' not in record:
             return (f'an empty lock, not refreshed for {age:.0f} s'
                     if age > stale else None)
         host, pid = record.get('host'), record.get('pid')
@@ -297,6 +348,8 @@ class WorkDirLock:
 
     @staticmethod
     def _describe(record: dict) -> str:
+        if 'pid' not in record:
+            return 'of a start that never wrote its record (an empty lock)'
         return (f"pid {record.get('pid')} on host {record.get('host')}, "
                 f"started {record.get('started')}")
 
@@ -341,7 +394,7 @@ class WorkDirLock:
 
     def _ours(self) -> bool:
         record = _read(self.path)
-        return bool(record) and record.get('token') == self._token
+        return record is not None and record.get('token') == self._token
 
     def release(self) -> None:
         """Stop refreshing and remove the lock, if this run still holds it.
