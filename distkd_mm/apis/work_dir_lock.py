@@ -323,7 +323,7 @@ class WorkDirLock:
             return (f'an empty lock, not refreshed for {age:.0f} s'
                     if age > stale else None)
         host, pid = record.get('host'), record.get('pid')
-        if host == socket.gethostname() and isinstance(pid, int):
+        if host == socket.gethostname() and isinstance(pid, int) and pid > 0:
             boot = record.get('boot_id')
             if boot and _boot_id() and boot != _boot_id():
                 return 'this host has rebooted since'
@@ -408,7 +408,10 @@ class WorkDirLock:
             self._heartbeat.join()
         self.held = False
         if self._ours():
-            os.unlink(self.path)
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass  # removed meanwhile; never mask the run's own error
 
 
 def work_dir_lock(work_dir: str, launcher: str = 'none') -> WorkDirLock:

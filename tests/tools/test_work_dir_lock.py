@@ -258,3 +258,24 @@ def test_a_nonsense_stale_time_is_refused_naming_the_variable(
             match=f'`{STALE_ENV}` should be a '
             "positive number of seconds, but got 'ten minutes'"):
         WorkDirLock(str(tmp_path)).acquire()
+
+
+def test_same_host_lock_of_a_reused_pid_or_an_earlier_boot_is_taken_over(
+        tmp_path):
+    host = socket.gethostname()
+    # This pid is alive, but the lock's process started at another time:
+    # the pid now belongs to another process.
+    path = write_lock(tmp_path, host=host, pid=os.getpid(), process_start='1')
+    with WorkDirLock(str(tmp_path)):
+        assert json.load(open(path))['took_over']['_why'] == \
+            f'pid {os.getpid()} is now another process'
+    if osp.exists('/proc/sys/kernel/random/boot_id'):
+        path = write_lock(
+            tmp_path, host=host, pid=os.getpid(), boot_id='an-earlier-boot')
+        with WorkDirLock(str(tmp_path)):
+            assert json.load(open(path))['took_over']['_why'] == \
+                'this host has rebooted since'
+    # The same pid, process and boot: live, refused.
+    with WorkDirLock(str(tmp_path)):
+        with pytest.raises(RuntimeError, match=f'kill {os.getpid()}'):
+            WorkDirLock(str(tmp_path)).acquire()
