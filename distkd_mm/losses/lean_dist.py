@@ -7,12 +7,13 @@ in chunks of rows, the column statistics of the intra-class term in two
 passes, and the backward recomputes probabilities chunk by chunk from the
 logits, so the only full-size tensor created is the gradient itself.
 """
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .utils import PEARSON_EPS, check_logits, empty_loss, pearson
+from .utils import (PEARSON_EPS, check_logits, class_axis, class_layout,
+                    empty_loss, pearson)
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -138,16 +139,37 @@ def lean_dist_loss(student: Tensor,
                    gamma: float = 1.0,
                    tau: float = 1.0,
                    use_sigmoid: bool = False,
-                   chunk_rows: int = 4096) -> Tensor:
+                   chunk_rows: int = 4096,
+                   class_dim: Optional[int] = None) -> Tensor:
     """The value and gradient of :func:`dist_loss`, in a fraction of the
     memory: only the student gradient is allocated at full size.
+
+    Args:
+        student: Student logits; layouts as in :class:`DISTLoss`.
+        teacher: Teacher logits of the same shape.
+        beta: Weight of the inter-class term.
+        gamma: Weight of the intra-class term.
+        tau: Temperature.
+        use_sigmoid: Element-wise sigmoid instead of softmax.
+        chunk_rows: Rows per chunk; bounds the temporaries.
+        class_dim: The class axis, as in :class:`DISTLoss`; required for
+            3-D logits.
 
     Returns:
         A float32 scalar tensor; the teacher gets no gradient.
     """
     check_logits(student, teacher)
+    axis = class_axis(student.shape, class_dim)
+    # Classes last becomes a (rows, C) view, so (batch, queries, classes)
+    # costs no copy. A class axis in the middle of a dense map is moved to
+    # 1 and copied once here: every chunk reshapes the whole map, which on
+    # that strided view would copy it once per chunk.
+    student = class_layout(student, axis)
+    teacher = class_layout(teacher.detach(), axis)
+    if 1 < axis < student.dim() - 1:
+        student, teacher = student.contiguous(), teacher.contiguous()
     if student.numel() == 0:
         return empty_loss(student)
     with torch.autocast(device_type=student.device.type, enabled=False):
-        return _LeanDIST.apply(student, teacher.detach(), beta, gamma, tau,
-                               use_sigmoid, chunk_rows)
+        return _LeanDIST.apply(student, teacher, beta, gamma, tau, use_sigmoid,
+                               chunk_rows)
