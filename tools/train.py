@@ -15,6 +15,7 @@ from distkd_mm.apis.cli import (add_runner_args, apply_runner_args,
                                 check_auto_resume, split_student_options,
                                 teacher_work_dir)
 from distkd_mm.apis.work_dir_lock import work_dir_lock
+from distkd_mm.utils.urls import hide_url_secrets
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -107,6 +108,9 @@ def attach_from_cli(cfg: Config,
 def main() -> None:
     args = parse_args()
     cfg, notes = build_config(args)
+    # The Runner logs, dumps and checkpoints its config: it gets URLs
+    # without tokens, the downloads use the full ones.
+    notes += hide_url_secrets(cfg)
     # Before the Runner: a second live run in this work dir is refused
     # before it builds anything or writes a log folder.
     with work_dir_lock(cfg.work_dir, cfg.launcher):

@@ -11,6 +11,7 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..utils.mmcv_ops import watch_mmcv_ops
+from ..utils.urls import redact_url
 from .fast_teacher import FastTeacher, Taps
 from .nonfinite import (nonfinite, scaler_in_charge, teacher_error, tensors_of,
                         term_error, warn_once)
@@ -323,7 +324,7 @@ class Distiller(BaseModel):
         if (recorded or None) != self.teacher_source:
             print_log(
                 f'!!! TEACHER MISMATCH: this checkpoint was trained with '
-                f'the teacher {recorded!r}, but this run uses '
+                f'the teacher {redact_url(recorded)!r}, but this run uses '
                 f'{self.teacher_source!r}. A resumed run goes on with the '
                 'new teacher; if that is not intended, stop it and set '
                 '`model.teacher_ckpt` to the recorded one.',
@@ -363,8 +364,10 @@ def _rename_bare_loss(losses: Dict[str, Any]) -> Dict[str, Any]:
 
 def _teacher_source(teacher: Any, ckpt: Optional[str],
                     pretrained: bool) -> Optional[str]:
+    # Saved in every checkpoint: a URL without its user-info and query
+    # string, which may hold a token.
     if ckpt is not None:
-        return str(ckpt)
+        return redact_url(str(ckpt))
     return f'{teacher} (pretrained)' if pretrained else None
 
 

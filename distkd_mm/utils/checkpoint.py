@@ -17,7 +17,6 @@ text, not a checkpoint; only a pickle that references code or classes
 outside the allowlist gets the security refusal.
 """
 import difflib
-import os
 import os.path as osp
 import pickle
 import zipfile
@@ -33,7 +32,8 @@ from mmengine.runner.checkpoint import (_get_mmengine_home,
                                         get_external_models,
                                         get_torchvision_models)
 
-from .download import cached_path, download_once
+from .download import discard_cached, download_once
+from .urls import redact_url
 
 URL_SCHEMES = ('http://', 'https://', 'torchvision://', 'modelzoo://',
                'open-mmlab://', 'openmmlab://')
@@ -257,18 +257,17 @@ def load_untrusted(filename: str, map_location: Any = 'cpu') -> Any:
         CorruptCheckpointError: the file is not a complete checkpoint.
         RuntimeError: the file references code; nothing was run.
     """
-    filename = resolve(filename)
+    filename = resolve(osp.expanduser(filename))
     if filename.startswith(('http://', 'https://')):
         path = download_once(filename, check_complete=_check_complete)
         try:
             return load_file(
                 path,
                 map_location,
-                fix=f'It came from {filename}; it was '
+                fix=f'It came from {redact_url(filename)}; it was '
                 'removed from the cache, run again to download it again.')
         except CorruptCheckpointError:
-            if path == cached_path(filename) and osp.exists(path):
-                os.remove(path)
+            discard_cached(filename, path)
             raise
     if not osp.isfile(filename):
         raise FileNotFoundError(
