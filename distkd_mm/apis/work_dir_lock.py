@@ -10,9 +10,9 @@ each other's checkpoints. ``tools/train.py`` therefore holds
   a new file of this start's, ``O_CREAT | O_EXCL``, then hard-linked to
   the lock's name, which fails when it exists): of two starts at the same
   instant exactly one wins, and no start reads a half-written lock. It
-  holds JSON: pid, host, start time,
-  the command, the machine's boot id and the process's start time, and the
-  slurm job id and restart count where there are any.
+  holds JSON: pid, host, start time, the program's name (not the command
+  line, which may hold a signed URL's token), the machine's boot id and
+  the process's start time, and the slurm job id and restart count.
 - Only the run's rank 0 takes it (``RANK`` under torchrun, ``SLURM_PROCID``
   under slurm, ``OMPI_COMM_WORLD_RANK`` under mpi); the other ranks follow
   rank 0, and the launcher stops them when rank 0 is refused.
@@ -218,7 +218,8 @@ class WorkDirLock:
             host=socket.gethostname(),
             started=datetime.datetime.now().astimezone().isoformat(
                 timespec='seconds'),
-            command=[sys.executable, *sys.argv],
+            # Not the command line: it may hold a signed URL's token.
+            program=osp.basename(sys.argv[0]) if sys.argv else None,
             boot_id=_boot_id(),
             process_start=_process_start(os.getpid()),
             slurm_job_id=os.environ.get('SLURM_JOB_ID'),
@@ -357,17 +358,20 @@ class WorkDirLock:
         message = (f'`work_dir` should be used by one live run at a time, '
                    f'but {self.work_dir} is in use by the run '
                    f'{self._describe(record)} (lock file {self.path}). ')
-        if record and record.get('host') == socket.gethostname():
+        if record.get('host') == socket.gethostname():
             return message + (
                 'Give this run another --work-dir, or stop the first run '
                 f"(kill {record.get('pid')}) and start again (with --resume "
                 'to continue from its last checkpoint).')
+        age = time.time() - record['_mtime']
+        where = ('Its host is not this one, so its process cannot be '
+                 'checked' if 'pid' in record else 'It holds no record')
         return message + (
-            'Its host is not this one, so its process cannot be checked: '
-            f'the lock counts as live until it is {stale:.0f} s without a '
-            f'refresh ({STALE_ENV}). Give this run another --work-dir, or '
-            'stop the first run; if you know it is gone (its host failed), '
-            f'delete {self.path} and start again.')
+            f'{where}: the lock was last refreshed {age:.0f} s ago and '
+            f'counts as live until it is {stale:.0f} s without a refresh '
+            f'({STALE_ENV}). Give this run another --work-dir, or stop the '
+            'first run; if you know it is gone (its host failed), delete '
+            f'{self.path} and start again.')
 
     def _start_heartbeat(self, stale: float) -> None:
         # Another host judges the lock by its modification time; refreshed

@@ -8,6 +8,7 @@ job would have written them.
 import json
 import os
 import os.path as osp
+import re
 import socket
 import threading
 import time
@@ -150,10 +151,15 @@ def write_lock(work_dir, **fields) -> str:
 def test_another_hosts_refreshed_lock_is_honoured_with_how_to_remove_it(
         tmp_path):
     path = write_lock(tmp_path)
+    then = time.time() - 100  # refreshed 100 s ago: within the 600 s
+    os.utime(path, (then, then))
     with pytest.raises(RuntimeError) as error:
         WorkDirLock(str(tmp_path)).acquire()
     message = str(error.value)
     assert 'pid 12345 on host another-host, started 2026-12-01' in message
+    assert re.search(
+        'its process cannot be checked: the lock was last '
+        r'refreshed 10\d s ago and ', message), message
     assert f'counts as live until it is 600 s without a refresh ' \
            f'({STALE_ENV})' in message
     assert f'delete {path} and start again' in message
