@@ -84,7 +84,7 @@ def build(args: argparse.Namespace) -> tuple:
 
 def set_precision(model, dtype: Optional[str]) -> None:
     """The teacher in fp32 (``None``) or under ``'bf16'``/``'fp16'``."""
-    model.teacher_autocast = dtype
+    model.teacher_run.autocast = dtype
 
 
 def teacher_outputs(model, inputs, samples, dtype) -> Dict[str, list]:

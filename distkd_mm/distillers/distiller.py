@@ -1,7 +1,6 @@
 """The model wrapper that trains a student with a frozen teacher beside it."""
 import copy
 import logging
-from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
@@ -12,14 +11,13 @@ from torch import nn
 
 from ..utils.mmcv_ops import watch_mmcv_ops
 from ..utils.urls import redact_url
-from .fast_teacher import FastTeacher, Taps
-from .nonfinite import (nonfinite, scaler_in_charge, teacher_error, tensors_of,
-                        term_error, warn_once)
+from .fast_teacher import Taps
+from .nonfinite import nonfinite, scaler_in_charge, term_error, warn_once
 from .recorder import Recorder
 from .teacher import TeacherCfg, build_teacher
+from .teacher_inputs import TeacherInputs
+from .teacher_run import TeacherRun, check_finite_inputs, check_run_options
 from .term import build_terms
-
-_AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 @MODELS.register_module()
@@ -77,6 +75,16 @@ class Distiller(BaseModel):
         teacher_compile: ``torch.compile`` the teacher's backbone (True, or
             a dict of ``torch.compile`` options); falls back to eager with
             one log line when compilation fails. Off by default.
+        teacher_preprocess: How the teacher gets its batch. ``'own'``
+            (default): what its own data preprocessor would have made from
+            the raw images, derived from the student's batch each step
+            (mean/std and channel order undone and redone; see
+            :mod:`.teacher_inputs`), refused at build time where that cannot
+            be exact (another padding divisor or size). ``'normalize_only'``
+            derives mean/std and channel order but accepts the student's
+            padding and size; ``'student'`` gives the teacher the student's
+            batch as it is. A teacher whose config has no
+            ``data_preprocessor`` takes the student's batch.
         nonfinite_guard: Check the teacher's tap outputs and every
             distillation term for NaN/Inf each step (an fp16 teacher
             overflow is recomputed in fp32; anything else stops the run
@@ -103,18 +111,14 @@ class Distiller(BaseModel):
                  teacher_forward: Optional[dict] = None,
                  teacher_fuse: bool = False,
                  teacher_compile: Union[bool, dict] = False,
+                 teacher_preprocess: str = 'own',
                  nonfinite_guard: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
                  **unknown: Any) -> None:
         _reject_unknown_args(unknown)
-        if teacher_autocast not in (None, 'auto', *_AUTOCAST_DTYPES):
-            raise ValueError(
-                '`teacher_autocast` should be None, "auto", '
-                f'"bf16" or "fp16", but got {teacher_autocast!r}.')
-        if teacher_channels_last not in (True, False, 'auto'):
-            raise ValueError('`teacher_channels_last` should be True, False '
-                             f'or "auto", but got {teacher_channels_last!r}.')
+        check_run_options(teacher_autocast, teacher_channels_last,
+                          teacher_preprocess)
         student = copy.deepcopy(student)
         if data_preprocessor is not None:
             student.setdefault('data_preprocessor', data_preprocessor)
@@ -123,27 +127,32 @@ class Distiller(BaseModel):
             data_preprocessor=student_model.data_preprocessor,
             init_cfg=init_cfg)
         self.student = student_model
-        self.teacher = build_teacher(teacher, teacher_ckpt, teacher_strict,
-                                     teacher_pretrained,
-                                     teacher_ckpt_converter)
-        self.teacher_autocast = teacher_autocast
-        self.teacher_channels_last = teacher_channels_last
-        self._teacher_is_channels_last = False
+        self.teacher, own_preprocessor = build_teacher(teacher, teacher_ckpt,
+                                                       teacher_strict,
+                                                       teacher_pretrained,
+                                                       teacher_ckpt_converter)
         self.terms = build_terms(distill_losses)
-        teacher_paths = [term.teacher_tap for term in self.terms.values()]
         self.student_taps = Recorder(
             self.student, [term.student_tap for term in self.terms.values()],
             'student')
-        self.teacher_taps = Recorder(self.teacher, teacher_paths, 'teacher')
         # Set by DistillHook's warm-up / stop schedule; 0 skips the teacher.
         self.distill_scale = 1.0
-        self.teacher_forward = None
+        forward = None
         if teacher_forward is not None:
-            self.teacher_forward = MODELS.build(teacher_forward)
-            if hasattr(self.teacher_forward, 'attach'):
-                self.teacher_forward.attach(self.student, self.teacher)
-        self.fast_teacher = FastTeacher(self.teacher, teacher_fuse,
-                                        teacher_compile, teacher_paths)
+            forward = MODELS.build(teacher_forward)
+            if hasattr(forward, 'attach'):
+                forward.attach(self.student, self.teacher)
+        self.teacher_run = TeacherRun(
+            self.teacher, {
+                term.teacher_tap: name
+                for name, term in self.terms.items()
+            },
+            TeacherInputs(self.data_preprocessor,
+                          getattr(self.teacher, 'data_preprocessor',
+                                  None), teacher_preprocess,
+                          own_preprocessor), teacher_autocast,
+            teacher_channels_last, forward, teacher_fuse, teacher_compile,
+            bool(nonfinite_guard))
         # Checkpoints written before the teacher was recorded lack it.
         self.register_load_state_dict_post_hook(_forgive_extra_state)
         watch_mmcv_ops(self)  # a clear error when mmcv lacks CUDA kernels
@@ -151,7 +160,6 @@ class Distiller(BaseModel):
         self.teacher_source = _teacher_source(teacher, teacher_ckpt,
                                               teacher_pretrained)
         self._warned: set = set()  # non-finite warnings already logged
-        self.nonfinite_guard = bool(nonfinite_guard)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # The teacher is kept out of the module tree: whatever walks
@@ -171,6 +179,20 @@ class Distiller(BaseModel):
         if recurse and teacher is not None:
             teacher._apply(fn)
         return self
+
+    def __deepcopy__(self, memo: dict) -> 'Distiller':
+        # MMEngine's EMAHook (and anything else that deep-copies the
+        # model) averages the student; the frozen teacher and the way it
+        # runs are shared, never a second copy in memory.
+        memo[id(self.teacher)] = self.teacher
+        memo[id(self.teacher_run)] = self.teacher_run
+        if self.teacher_run.forward is not None:
+            memo[id(self.teacher_run.forward)] = self.teacher_run.forward
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        for key, value in self.__dict__.items():
+            object.__setattr__(copied, key, copy.deepcopy(value, memo))
+        return copied
 
     def extra_repr(self) -> str:
         return f'teacher={type(self.teacher).__name__} (frozen, no submodule)'
@@ -216,76 +238,25 @@ class Distiller(BaseModel):
                        next(self.student.parameters()).new_zeros(()))
             losses.update({name: zero for name in self.terms})
             return losses
-        teacher_out = self.run_teacher(inputs, data_samples)
-        if self.nonfinite_guard:
-            teacher_out = self._guard_teacher_taps(teacher_out, inputs,
-                                                   data_samples)
+        teacher_out = self.teacher_run(inputs, data_samples)
         for name, term in self.terms.items():
             losses[name] = self.distill_scale * term(
                 student_out[term.student_tap], teacher_out[term.teacher_tap])
-        if self.nonfinite_guard:
+        if self.teacher_run.guard:
             self._guard_terms(losses, inputs)
         return losses
 
-    def teacher_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+    def teacher_inputs(self,
+                       inputs: torch.Tensor,
+                       data_samples: Optional[List] = None) -> torch.Tensor:
         """The batch the teacher's own data preprocessor would have made
         from the raw images behind the student's ``inputs``."""
-        return inputs
+        return self.teacher_run.inputs(inputs, data_samples)
 
-    def run_teacher(self,
-                    inputs: torch.Tensor,
-                    data_samples: Optional[List],
-                    fp32: bool = False) -> Taps:
-        """Run the teacher for its taps only (no targets, no losses) and
-        return what each teacher tap recorded; ``fp32=True`` without the
-        teacher's autocast."""
-        device = inputs.device.type if isinstance(inputs, torch.Tensor) \
-            else 'cpu'
-        dtype = None if fp32 else _teacher_dtype(self.teacher_autocast, device)
-        precision = nullcontext() if dtype is None else torch.autocast(
-            device_type=device, dtype=dtype)
-        if _use_channels_last(self.teacher_channels_last, inputs):
-            if not self._teacher_is_channels_last:
-                self.teacher.to(memory_format=torch.channels_last)
-                self._teacher_is_channels_last = True
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad(), precision:
-            return self.fast_teacher(
-                lambda: self._record_teacher(inputs, data_samples))
-
-    def _record_teacher(self, inputs: torch.Tensor,
-                        data_samples: Optional[List]) -> Taps:
-        with self.teacher_taps as outputs:
-            if self.teacher_forward is None:
-                self.teacher(inputs, data_samples, mode='tensor')
-            else:
-                self.teacher_forward(self.teacher, inputs, data_samples)
-        return outputs
-
-    def _guard_teacher_taps(self, outputs: Taps, inputs: torch.Tensor,
-                            data_samples: Optional[List]) -> Taps:
-        """Teacher taps must be finite; an fp16/bf16 overflow is recomputed
-        in fp32 for this step (see :mod:`.nonfinite`)."""
-        term_of = {term.teacher_tap: name for name, term in self.terms.items()}
-        bad = nonfinite({t: _tensors_of_calls(outputs[t]) for t in term_of})
-        if not bad:
-            return outputs
-        device = inputs.device.type if isinstance(inputs, torch.Tensor) \
-            else 'cpu'
-        dtype = _teacher_dtype(self.teacher_autocast, device)
-        if dtype is None:
-            raise teacher_error(term_of[bad[0]], bad[0], recomputed=False)
-        for tap in bad:
-            warn_once(
-                self._warned, f'teacher:{tap}',
-                f'{term_of[tap]}: teacher tap {tap!r} gave NaN/Inf under '
-                f'{dtype} autocast; recomputing the teacher in fp32 for each '
-                'such step (logged once per tap).')
-        outputs = self.run_teacher(inputs, data_samples, fp32=True)
-        bad = nonfinite({t: _tensors_of_calls(outputs[t]) for t in term_of})
-        if bad:
-            raise teacher_error(term_of[bad[0]], bad[0], recomputed=True)
-        return outputs
+    def run_teacher(self, inputs: torch.Tensor,
+                    data_samples: Optional[List]) -> Taps:
+        """What each teacher tap recorded for the student's batch."""
+        return self.teacher_run(inputs, data_samples)
 
     def _guard_terms(self, losses: Dict[str, Any],
                      inputs: torch.Tensor) -> None:
@@ -297,6 +268,7 @@ class Distiller(BaseModel):
         })
         if not bad:
             return
+        check_finite_inputs(inputs, 'student')
         device = inputs.device.type if isinstance(inputs, torch.Tensor) \
             else 'cpu'
         if scaler_in_charge(device):
@@ -369,25 +341,6 @@ def _teacher_source(teacher: Any, ckpt: Optional[str],
     if ckpt is not None:
         return redact_url(str(ckpt))
     return f'{teacher} (pretrained)' if pretrained else None
-
-
-def _tensors_of_calls(calls: List[Any]) -> List[torch.Tensor]:
-    return [t for call in calls for t in tensors_of(call)]
-
-
-def _teacher_dtype(choice: Optional[str],
-                   device: str) -> Optional[torch.dtype]:
-    if choice != 'auto':
-        return None if choice is None else _AUTOCAST_DTYPES[choice]
-    if device != 'cuda':
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _use_channels_last(choice: Union[bool, str], inputs: Any) -> bool:
-    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
-        return False
-    return inputs.is_cuda if choice == 'auto' else bool(choice)
 
 
 def _forgive_extra_state(module: nn.Module, incompatible_keys) -> None:

@@ -1,7 +1,7 @@
 """Build the frozen teacher from a model dict, a config file or ``pkg::``."""
 import copy
 import logging
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Tuple, Union
 
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
@@ -58,8 +58,8 @@ def build_teacher(teacher: TeacherCfg,
                   ckpt: Optional[str] = None,
                   strict: bool = True,
                   pretrained: bool = False,
-                  converter: Optional[Union[str,
-                                            Callable]] = None) -> nn.Module:
+                  converter: Optional[Union[str, Callable]] = None
+                  ) -> Tuple[nn.Module, bool]:
     """Build the teacher, load its weights, freeze it and set eval mode.
 
     The teacher's own ``init_weights`` is never called: its weights come from
@@ -68,7 +68,8 @@ def build_teacher(teacher: TeacherCfg,
     checkpoint URL of a ``'pkg::path'`` config from the package's metafiles.
     ``converter`` (a callable or a name registered in MMEngine's
     ``FUNCTIONS``, e.g. ``'torchvision_resnet'``) maps the checkpoint's keys
-    to the model's before the strict load.
+    to the model's before the strict load. Also returns whether the
+    teacher's config names its own ``data_preprocessor``.
     """
     converter = get_converter(converter)
     if pretrained:
@@ -98,4 +99,5 @@ def build_teacher(teacher: TeacherCfg,
         # A later `init_weights()` (the Runner's, a user's) must not
         # re-initialise loaded weights: it is a no-op on an initialised one.
         model.is_init = True
-    return model.eval()
+    # Whether the teacher's inputs are its own (see .teacher_inputs).
+    return model.eval(), 'data_preprocessor' in model_cfg

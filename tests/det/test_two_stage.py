@@ -152,7 +152,7 @@ def test_student_in_eval_mode_captures_nothing(distiller, batch):
     try:
         with torch.no_grad():
             distiller(batch['inputs'], batch['data_samples'], mode='predict')
-        assert distiller.teacher_forward._rois == []
+        assert distiller.teacher_run.forward._rois == []
     finally:
         distiller.train()
 
@@ -169,7 +169,7 @@ def test_a_folded_teacher_classifies_the_same_student_rois(batch):
     for model in (plain, folded):
         torch.manual_seed(1)  # the same RoI sampling
         losses.append(model.loss(batch['inputs'], batch['data_samples']))
-    assert folded.fast_teacher.folded
+    assert folded.teacher_run.fast.folded
     torch.testing.assert_close(losses[1]['loss_dist'], losses[0]['loss_dist'])
 
 
@@ -236,7 +236,7 @@ def test_bf16_teacher_pools_the_student_rois_in_fp32(batch):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)  # no teacher_ckpt
         model = build_in_mmdet(two_stage_cfg()).train()
-    model.teacher_autocast = 'bf16'
+    model.teacher_run.autocast = 'bf16'
     seen = {}
     extractor = model.teacher.roi_head.bbox_roi_extractor[0]
     handle = extractor.register_forward_pre_hook(lambda m, args: seen.update(

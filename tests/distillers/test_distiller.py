@@ -177,7 +177,7 @@ def test_student_config_takes_the_top_level_data_preprocessor():
 
 def test_fast_path_defaults_keep_the_cpu_teacher_in_fp32(make_batch):
     model = build()
-    assert model.teacher_autocast == 'auto'
+    assert model.teacher_run.autocast == 'auto'
     seen = []
     model.teacher.head.fc.register_forward_hook(
         lambda m, a, out: seen.append(out.dtype))
@@ -211,7 +211,7 @@ def test_taps_record_only_inside_the_training_step(make_batch):
     model = build()
     tapped = [
         *model.student_taps.modules.values(),
-        *model.teacher_taps.modules.values()
+        *model.teacher_run.taps.modules.values()
     ]
     data = model.data_preprocessor(make_batch(), True)
     model(**data, mode='loss')
@@ -219,13 +219,13 @@ def test_taps_record_only_inside_the_training_step(make_batch):
         model(data['inputs'], data['data_samples'], mode='predict')
     # No hook is left behind to keep a validation's tapped maps alive.
     assert all(not m._forward_hooks for m in tapped)
-    with model.teacher_taps as outputs, torch.no_grad():
+    with model.teacher_run.taps as outputs, torch.no_grad():
         model.teacher(data['inputs'], mode='tensor')
     assert [o.shape for o in outputs['head.fc']] == [(4, 10)]
     assert all(not m._forward_hooks for m in tapped)
-    with model.teacher_taps:
+    with model.teacher_run.taps:
         with pytest.raises(RuntimeError, match='one scope at a time'):
-            model.teacher_taps.__enter__()
+            model.teacher_run.taps.__enter__()
 
 
 def test_init_cfg_initialises_the_student_but_never_the_teacher(tmp_path):

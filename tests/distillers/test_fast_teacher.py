@@ -58,7 +58,7 @@ def test_folded_teacher_gives_the_unfolded_logits_and_loss(make_batch, logs):
     plain_loss = plain.loss(data['inputs'], data['data_samples'])
     fast_loss = fast.loss(data['inputs'], data['data_samples'])
 
-    assert len(fast.fast_teacher.folded) == bns > 0
+    assert len(fast.teacher_run.fast.folded) == bns > 0
     assert not any(isinstance(m, _BatchNorm) for m in fast.teacher.modules())
     torch.testing.assert_close(
         _teacher_logits(fast, data['inputs']), expected, rtol=1e-5, atol=1e-5)
@@ -117,7 +117,7 @@ def test_compile_falls_back_to_eager_when_compiling_fails(make_batch, logs):
     losses = fast.loss(data['inputs'], data['data_samples'])
 
     torch.testing.assert_close(losses['loss_dist'], expected['loss_dist'])
-    assert fast.fast_teacher.compiled is None
+    assert fast.teacher_run.fast.compiled is None
     assert any('running it eagerly' in m and 'no compiler' in m
                for m in logs), logs
     # The next step runs eagerly without trying again.
@@ -135,8 +135,8 @@ def test_compiled_and_folded_teacher_matches_eager(make_batch, logs):
         losses = fast.loss(data['inputs'], data['data_samples'])
         torch.testing.assert_close(
             losses['loss_dist'], expected['loss_dist'], rtol=1e-5, atol=0)
-    assert fast.fast_teacher.compiled is fast.teacher.backbone
-    assert fast.fast_teacher.folded
+    assert fast.teacher_run.fast.compiled is fast.teacher.backbone
+    assert fast.teacher_run.fast.folded
 
 
 def test_compile_is_skipped_when_a_tap_is_in_the_backbone(logs):
@@ -149,7 +149,7 @@ def test_compile_is_skipped_when_a_tap_is_in_the_backbone(logs):
 
     outputs = model.run_teacher(x, None)
 
-    assert model.fast_teacher.compiled is None
+    assert model.teacher_run.fast.compiled is None
     assert any("taps ['backbone']" in m for m in logs)
     torch.testing.assert_close(outputs['backbone'][0][0],
                                teacher.backbone(x)[0])

@@ -42,7 +42,7 @@ def case_fn(model: torch.nn.Module, case: str, inputs: torch.Tensor,
                 model.teacher(inputs, samples, mode='loss')
         else:
             if rois is not None:
-                model.teacher_forward._rois[:] = rois
+                model.teacher_run.forward._rois[:] = rois
             with _precision(device, amp):
                 model.run_teacher(inputs, samples)
 
