@@ -135,8 +135,9 @@ class TeacherInputs:
         s, t = self.student, self.teacher
         flip = ', channel order flipped' if s.swap != t.swap else ''
         scale, shift = self._coefficients(3 if s.mean is None else len(s.mean))
-        return (f'derived from the student\'s ({s.name} mean={s.mean} '
-                f'std={s.std} -> {t.name} mean={t.mean} std={t.std}{flip}): '
+        return (f'derived from the student\'s ({s.name} mean='
+                f'{_fmt(s.mean)} std={_fmt(s.std)} -> {t.name} mean='
+                f'{_fmt(t.mean)} std={_fmt(t.std)}{flip}): '
                 f'x * {_fmt(scale)} + {_fmt(shift)} per channel' +
                 ('; padded pixels set to the teacher\'s pad value '
                  f'{t.pad_value}' if self.repad else ''))
@@ -158,7 +159,10 @@ class TeacherInputs:
             inputs = inputs.flip(1)
         out = torch.addcmul(shift, inputs.float(), scale)
         if self.repad:
-            _repad(out, data_samples, self.teacher.pad_value)
+            # Without padding to a divisor, a batch of equal-sized images
+            # (every classification training pipeline) has no padding.
+            _repad(out, data_samples, self.teacher.pad_value,
+                   self.student.geometry != ('pad_size_divisor', 1))
         return out
 
     def _coefficients(self, channels: int) -> Tuple[List[float], ...]:
@@ -178,13 +182,15 @@ class TeacherInputs:
         return [self.student.pad_value * a + b for a, b in zip(scale, shift)]
 
 
-def _repad(out: torch.Tensor, data_samples: Optional[list],
-           value: float) -> None:
+def _repad(out: torch.Tensor, data_samples: Optional[list], value: float,
+           need_shapes: bool) -> None:
     """Set the padded pixels (right and bottom of each image, as the
     libraries pad) to the teacher's pad value."""
     height, width = out.shape[-2:]
     for i, sample in enumerate(data_samples or []):
         shape = getattr(sample, 'metainfo', {}).get('img_shape')
+        if shape is None and not need_shapes:
+            continue
         if shape is None:
             raise RuntimeError(
                 'The teacher\'s inputs need each sample\'s `img_shape` to '
@@ -219,7 +225,9 @@ def _geometry(desc: Preprocessing) -> str:
         f' ({desc.name})'
 
 
-def _fmt(values: List[float]) -> str:
+def _fmt(values: Optional[List[float]]) -> str:
+    if values is None:
+        return 'None'
     return '[' + ', '.join(f'{v:.4g}' for v in values) + ']'
 
 
