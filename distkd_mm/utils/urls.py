@@ -10,16 +10,23 @@ checkpoint, the teacher-mismatch warning) holds :func:`redact_url` of it::
 The config text is MMEngine's to write: the Runner logs it, dumps it into
 the work dir and saves it as every checkpoint's ``meta.cfg``, each time
 from its own copy of the config. :func:`hide_url_secrets` (tools/train.py
-calls it before it builds the Runner) replaces each URL with a secret in
-the config by its redacted form and keeps the full URL in this process
-only; the download cache looks the redacted form up again
-(:func:`full_url`), so the run downloads with the token while nothing it
-writes holds one. A script that builds its own Runner calls
-``hide_url_secrets(cfg)`` before ``Runner.from_cfg(cfg)``.
+calls it before it builds the Runner) replaces each checkpoint URL with a
+secret in the config (the values of :data:`CHECKPOINT_KEYS`, which all load
+through this plugin's download cache) by its redacted form and keeps the
+full URL in this process only; the download cache looks the redacted form
+up again (:func:`full_url`), so the run downloads with the token while
+nothing it writes holds one. URLs under other keys (say a tracking
+server's) are left as they are: their readers are not ours. A script that
+builds its own Runner calls ``hide_url_secrets(cfg)`` before
+``Runner.from_cfg(cfg)``.
 """
 from typing import Any, Dict, List, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
+# Keys whose URL values MMEngine or the Distiller load as checkpoints,
+# through the download cache (the only reader of full_url).
+CHECKPOINT_KEYS = ('teacher_ckpt', 'load_from', 'resume_from', 'checkpoint',
+                   'pretrained')
 # Redacted URL -> the full URL it stands for, in this process only.
 _FULL_URLS: Dict[str, str] = {}
 
@@ -51,8 +58,12 @@ def full_url(url: str) -> str:
 
 
 def hide_url_secrets(cfg: Any) -> List[str]:
-    """Replace each URL with a secret in ``cfg`` (in place) by its redacted
-    form; downloads of the redacted form use the full URL.
+    """Replace each checkpoint URL with a secret in ``cfg`` (in place) by
+    its redacted form; downloads of the redacted form use the full URL.
+
+    Checkpoint URLs are the string values of :data:`CHECKPOINT_KEYS`, at
+    any depth (``model.teacher_ckpt``, ``load_from``,
+    ``init_cfg.checkpoint``...).
 
     Args:
         cfg: An MMEngine ``Config``, a dict or a list, walked recursively.
@@ -79,8 +90,9 @@ def hide_url_secrets(cfg: Any) -> List[str]:
 
 def _walk(node: Any, where: str, found: Dict[str, Tuple[str, str]]) -> Any:
     if isinstance(node, str):
-        if not node.startswith(('http://', 'https://')) or \
-                not has_secret(node):
+        is_url = node.startswith(('http://', 'https://'))
+        if where.rpartition('.')[2] not in CHECKPOINT_KEYS or not is_url \
+                or not has_secret(node):
             return node
         redacted = redact_url(node)
         seen = found.setdefault(redacted, (node, where))
@@ -109,4 +121,7 @@ def _walk(node: Any, where: str, found: Dict[str, Tuple[str, str]]) -> Any:
     return node
 
 
-__all__ = ['full_url', 'has_secret', 'hide_url_secrets', 'redact_url']
+__all__ = [
+    'CHECKPOINT_KEYS', 'full_url', 'has_secret', 'hide_url_secrets',
+    'redact_url'
+]

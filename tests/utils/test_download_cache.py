@@ -1,5 +1,6 @@
 """The download cache: keyed by URL, only complete files, verified hashes,
-shareable permissions, no stale partial files, one download per node."""
+shareable permissions, no stale partial files, one download per node; a
+local ``~/`` path is expanded."""
 import hashlib
 import logging
 import os
@@ -11,7 +12,9 @@ import time
 import pytest
 import torch
 import torch.multiprocessing as mp
+from distkd_testing import save_teacher, tiny_distiller
 from mmengine.logging import MMLogger
+from mmengine.registry import MODELS
 
 from distkd_mm.utils.checkpoint import CorruptCheckpointError, load_untrusted
 from distkd_mm.utils.download import (HASH_CHECK_ENV, cached_path,
@@ -140,3 +143,13 @@ def test_distributed_ranks_share_one_download(server, tmp_path):
     paths = {open(tmp_path / f'rank{r}').read() for r in (0, 1)}
     assert paths == {cached_path(url)}
     assert server.hits == {'/teacher.pth': 1}
+
+
+def test_a_home_relative_teacher_ckpt_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    save_teacher(tmp_path / 'teacher.pth')
+    assert 'state_dict' in load_untrusted('~/teacher.pth')
+    distiller = MODELS.build(tiny_distiller(teacher_ckpt='~/teacher.pth'))
+    expected = torch.load(str(tmp_path / 'teacher.pth'))['state_dict']
+    assert torch.equal(distiller.teacher.head.fc.weight,
+                       expected['head.fc.weight'])

@@ -30,21 +30,31 @@ def test_redact_url(url, shown):
 
 def test_hide_url_secrets_keeps_the_full_url_for_the_download():
     url = 'https://u:p@host/hide-test/x.pth?token=abc'
+    tracking = 'https://u:p@mlflow.example/?token=t'
     cfg = Config(
         dict(
-            model=dict(teacher_ckpt=url, student=dict(init=[url])),
-            load_from='/local/x.pth'))
+            model=dict(
+                teacher_ckpt=url,
+                student=dict(
+                    init_cfg=dict(type='Pretrained', checkpoint=url))),
+            load_from='/local/x.pth',
+            visualizer=dict(vis_backends=[dict(tracking_uri=tracking)])))
     notes = hide_url_secrets(cfg)
     assert cfg.model.teacher_ckpt == 'https://host/hide-test/x.pth'
-    assert cfg.model.student.init == ['https://host/hide-test/x.pth']
+    assert cfg.model.student.init_cfg.checkpoint == cfg.model.teacher_ckpt
     assert cfg.load_from == '/local/x.pth'
+    # Not a checkpoint: its reader needs it whole (and is not ours).
+    assert cfg.visualizer.vis_backends[0].tracking_uri == tracking
     assert full_url('https://host/hide-test/x.pth') == url
     assert len(notes) == 1 and '`model.teacher_ckpt` holds a URL' in notes[0]
     assert 'abc' not in cfg.pretty_text
-    clash = dict(a='https://host/y.pth?v=1', b='https://host/y.pth?v=2')
+    clash = dict(
+        a=dict(checkpoint='https://host/y.pth?v=1'),
+        load_from='https://host/y.pth?v=2')
     with pytest.raises(
             ValueError,
-            match='`b` and `a` should be URLs that differ in more than'):
+            match='`load_from` and `a.checkpoint` should be URLs that differ '
+            'in more than'):
         hide_url_secrets(clash)
 
 
