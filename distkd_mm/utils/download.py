@@ -172,8 +172,8 @@ def name_hash(name: str) -> Optional[str]:
 
 
 def sha256_of(path: str) -> str:
-    """The sha256 of a file (a symbolic link is not followed)."""
-    return _sha256_fd(os.open(path, os.O_RDONLY | os.O_NOFOLLOW))
+    """The sha256 of a file (cache entries use :func:`_sha256_at`)."""
+    return _sha256_fd(os.open(path, os.O_RDONLY))
 
 
 def _sha256_fd(fd: int) -> str:
