@@ -23,3 +23,16 @@ model = dict(
             # tau^2 / (spread of the student's logits), and mmpretrain's
             # head starts with near-zero logits (Normal init, std 0.01).
             loss=dict(type='DISTLoss', tau=1.0, loss_weight=2.0))))
+
+# The teacher gate: one validation batch (256 of the 450 val images) scores
+# the teacher before the first step; a random teacher (no checkpoint given)
+# stops the run with the command that trains one.
+default_hooks = dict(
+    teacher_gate=dict(
+        type='TeacherGateHook',
+        max_eval_batches=1,
+        fix='train the teacher first, `python tools/train.py '
+        'configs/demo/digits_teacher.py --work-dir work_dirs/digits_teacher`'
+        ', then pass `--cfg-options model.teacher_ckpt=work_dirs/'
+        'digits_teacher/epoch_20.pth` (or run `python tools/demo.py`, which '
+        'trains the teacher and the students).'))

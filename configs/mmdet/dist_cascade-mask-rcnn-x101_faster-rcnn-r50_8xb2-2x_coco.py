@@ -27,3 +27,6 @@ model = dict(
 
 # The seed's schedule is mmdet's 2x with its base lr 0.02.
 optim_wrapper = dict(optimizer=dict(lr=0.02))
+
+# The teacher is scored before the first step (_base_ teacher_gate).
+default_hooks = dict(teacher_gate={{_base_.teacher_gate}})

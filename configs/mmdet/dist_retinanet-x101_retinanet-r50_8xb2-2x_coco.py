@@ -26,3 +26,6 @@ model = dict(
 
 # The seed trains without gradient clipping, at lr 0.01.
 optim_wrapper = dict(clip_grad=None, optimizer=dict(lr=0.01))
+
+# The teacher is scored before the first step (_base_ teacher_gate).
+default_hooks = dict(teacher_gate={{_base_.teacher_gate}})

@@ -21,6 +21,7 @@ model = dict(
     distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 
 default_hooks = dict(
+    teacher_gate={{_base_.teacher_gate}},
     checkpoint=dict(
         type='CheckpointHook',
         interval=1,

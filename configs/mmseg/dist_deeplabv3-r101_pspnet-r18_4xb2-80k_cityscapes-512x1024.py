@@ -17,3 +17,6 @@ model = dict(
     distill_losses=dict(
         loss_dist={{_base_.loss_dist}},
         loss_dist_aux={{_base_.loss_dist_aux}}))
+
+# The teacher is scored before the first step (_base_ teacher_gate).
+default_hooks = dict(teacher_gate={{_base_.teacher_gate}})

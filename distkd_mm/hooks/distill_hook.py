@@ -1,5 +1,5 @@
 """Guards and schedules around a Distiller run."""
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 from mmengine.hooks import Hook
@@ -11,14 +11,8 @@ from ..distillers import Distiller
 
 @HOOKS.register_module()
 class DistillHook(Hook):
-    """Teacher sanity gate, distillation-weight schedule, frozen-teacher guard.
+    """Distillation-weight schedule and frozen-teacher guard.
 
-    - Before training, the teacher is evaluated once with the run's own
-      validation data and metrics, and the result is logged. A teacher near
-      chance level (the classic silently mis-loaded checkpoint) stops the
-      run before any compute is spent: below ``min_teacher_score`` when
-      given, else, for accuracy metrics, below ``chance_factor`` times
-      chance (100 / number of classes).
     - The distillation terms are scaled linearly from 0 to 1 over the first
       ``warmup_iters`` iterations (or ``warmup_epochs`` epochs) and switched
       off from ``stop_epoch`` / ``stop_iter`` on (the teacher then no longer
@@ -27,13 +21,10 @@ class DistillHook(Hook):
     - Every epoch, the teacher must still be frozen, in eval mode and equal
       to the weights it started with.
 
+    The teacher's sanity gate is a hook of its own,
+    :class:`~.teacher_gate.TeacherGateHook` (``default_hooks.teacher_gate``).
+
     Args:
-        check_teacher: Evaluate the teacher before training.
-        teacher_metric: Metric key to judge; the first one when None.
-        min_teacher_score: Fail when the teacher scores below this.
-        chance_factor: Without ``min_teacher_score``, fail an accuracy below
-            this many times chance.
-        max_eval_batches: Evaluate the teacher on at most this many batches.
         warmup_iters: Length of the linear warm-up, in iterations.
         warmup_epochs: Length of the linear warm-up, in epochs.
         stop_iter: First iteration without distillation.
@@ -43,15 +34,19 @@ class DistillHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self,
-                 check_teacher: bool = True,
-                 teacher_metric: Optional[str] = None,
-                 min_teacher_score: Optional[float] = None,
-                 chance_factor: float = 2.0,
-                 max_eval_batches: Optional[int] = None,
                  warmup_iters: int = 0,
                  warmup_epochs: int = 0,
                  stop_iter: Optional[int] = None,
-                 stop_epoch: Optional[int] = None) -> None:
+                 stop_epoch: Optional[int] = None,
+                 **gate_args) -> None:
+        if gate_args:
+            # The gate moved to its own hook; say where its options go.
+            raise TypeError(
+                f'`DistillHook` should get schedule options only, but got '
+                f'{sorted(gate_args)}; the teacher gate is '
+                '`default_hooks.teacher_gate = dict(type=\'TeacherGateHook\''
+                ', ...)`, e.g. `--cfg-options default_hooks.teacher_gate.'
+                'enable=False`.')
         if warmup_iters and warmup_epochs:
             raise ValueError('`warmup_iters` and `warmup_epochs` should not '
                              f'both be set, but got {warmup_iters} and '
@@ -64,11 +59,6 @@ class DistillHook(Hook):
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f'`{name}` should be a non-negative int, '
                                  f'but got {value!r}.')
-        self.check_teacher = check_teacher
-        self.teacher_metric = teacher_metric
-        self.min_teacher_score = min_teacher_score
-        self.chance_factor = chance_factor
-        self.max_eval_batches = max_eval_batches
         self.warmup_iters = warmup_iters
         self.warmup_epochs = warmup_epochs
         self.stop_iter = stop_iter
@@ -87,60 +77,7 @@ class DistillHook(Hook):
         return model
 
     def before_train(self, runner) -> None:
-        model = self.distiller(runner)
-        self._teacher_sum = _checksum(model.teacher)
-        if self.check_teacher:
-            metrics = self.evaluate_teacher(runner)
-            runner.logger.info(f'Teacher before training: {metrics}')
-            self.judge_teacher(metrics, runner)
-
-    def evaluate_teacher(self, runner) -> Dict[str, float]:
-        """The teacher's metrics on the run's validation data.
-
-        The teacher predicts on the batches as the student's data
-        preprocessor prepares them, which is what it sees in training.
-        """
-        model = self.distiller(runner)
-        loop = runner.val_loop
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            for i, batch in enumerate(loop.dataloader):
-                if self.max_eval_batches is not None and \
-                        i >= self.max_eval_batches:
-                    break
-                data = model.data_preprocessor(batch, False)
-                outputs = model.teacher(**data, mode='predict')
-                loop.evaluator.process(data_samples=outputs, data_batch=batch)
-            size = len(loop.dataloader.dataset)
-            if self.max_eval_batches is not None:
-                size = min(size,
-                           self.max_eval_batches * loop.dataloader.batch_size)
-            metrics = loop.evaluator.evaluate(size)
-        model.train(was_training)
-        return metrics
-
-    def judge_teacher(self, metrics: Dict[str, float], runner) -> None:
-        if not metrics:
-            return
-        key = self.teacher_metric or next(iter(metrics))
-        if key not in metrics:
-            raise ValueError(f'`teacher_metric` should be one of '
-                             f'{sorted(metrics)}, but got {key!r}.')
-        score = float(metrics[key])
-        threshold = self.min_teacher_score
-        if threshold is None and 'accuracy' in key:
-            classes = runner.val_loop.dataloader.dataset.metainfo.get(
-                'classes')
-            if classes:
-                threshold = self.chance_factor * 100.0 / len(classes)
-        if threshold is not None and score < threshold:
-            raise RuntimeError(
-                f'The teacher scores {key}={score:.4g} on the validation '
-                f'data, below {threshold:.4g} (near chance): its weights are '
-                'probably not loaded (check `teacher_ckpt` and the key '
-                'mapping) or it was trained on other classes. Fix the '
-                'teacher, or lower `min_teacher_score` in DistillHook.')
+        self._teacher_sum = _checksum(self.distiller(runner).teacher)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None):
         scale = self.scale(runner.iter, runner.epoch, _iters_per_epoch(runner))

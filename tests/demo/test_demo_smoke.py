@@ -25,6 +25,9 @@ def test_demo_one_epoch(tmp_path, monkeypatch, capsys):
             'train_dataloader.dataset.indices': 64,
             'val_dataloader.dataset.indices': 64
         })
+        if 'teacher_gate' in cfg.default_hooks:
+            # A teacher of one epoch on 64 digits may be near chance.
+            cfg.default_hooks.teacher_gate.enable = False
         return unformatted(cfg)
 
     monkeypatch.setattr(demo, 'build_cfg', small)

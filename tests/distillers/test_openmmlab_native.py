@@ -26,7 +26,7 @@ def logged_run(imagenet_root, tmp_path_factory):
     cfg = runner_cfg(imagenet_root, work, tiny_distiller(), 2)
     cfg.update(
         custom_hooks=[
-            dict(type='DistillHook', check_teacher=False, warmup_iters=WARMUP)
+            dict(type='DistillHook', warmup_iters=WARMUP)
         ],
         visualizer=dict(
             type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),

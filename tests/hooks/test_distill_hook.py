@@ -1,4 +1,5 @@
-"""DistillHook: teacher gate, weight schedule, frozen-teacher guard."""
+"""DistillHook (weight schedule, frozen-teacher guard) and the teacher gate
+(TeacherGateHook) in a real Runner."""
 import copy
 import os.path as osp
 
@@ -25,12 +26,18 @@ def trained_teacher(imagenet_root, tmp_path_factory) -> str:
     return osp.join(work, 'epoch_5.pth')
 
 
+GATE_ARGS = {'enable', 'min_teacher_score', 'max_eval_batches'}
+
+
 def distill_run(root, work_dir, ckpt, epochs=1, **hook):
     model = tiny_distiller(teacher_ckpt=ckpt)
     model['student']['head']['num_classes'] = 4
     model['teacher']['head']['num_classes'] = 4
     cfg = runner_cfg(root, work_dir, model, epochs)
-    cfg['custom_hooks'] = [dict(type='DistillHook', **hook)]
+    gate = {k: v for k, v in hook.items() if k in GATE_ARGS}
+    schedule = {k: v for k, v in hook.items() if k not in GATE_ARGS}
+    cfg['default_hooks']['teacher_gate'] = dict(type='TeacherGateHook', **gate)
+    cfg['custom_hooks'] = [dict(type='DistillHook', **schedule)]
     cfg['log_level'] = 'INFO'
     return Runner.from_cfg(copy.deepcopy(cfg))
 
@@ -42,6 +49,8 @@ def test_gate_passes_a_trained_teacher_and_logs_its_score(
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
     assert "Teacher before training: {'accuracy/top1': 100.0}" in log
     assert runner.iter > 0
+    # The gate states its cost against a training iteration.
+    assert 'Teacher gate cost: ' in log and 'training iteration(s)' in log
     # Without a warm-up or stop, no scale is logged beside the losses.
     assert 'train/distill_scale' not in runner.message_hub.log_scalars
     assert 'train/loss_student' in runner.message_hub.log_scalars
@@ -73,7 +82,7 @@ def test_explicit_minimum_score_is_applied(imagenet_root, trained_teacher,
                                            tmp_path):
     runner = distill_run(
         imagenet_root, str(tmp_path), trained_teacher, min_teacher_score=101.0)
-    with pytest.raises(RuntimeError, match='below 101'):
+    with pytest.raises(RuntimeError, match='below `min_teacher_score` 101'):
         runner.train()
 
 
@@ -88,6 +97,9 @@ def test_weight_schedule_warms_up_and_stops():
     assert by_epoch.scale(25, 2, 10) == 0.0
     with pytest.raises(ValueError, match='both be set'):
         DistillHook(warmup_iters=1, warmup_epochs=1)
+    # The gate's options name the hook they moved to.
+    with pytest.raises(TypeError, match='default_hooks.teacher_gate'):
+        DistillHook(check_teacher=False)
 
 
 def test_switched_off_distillation_skips_the_teacher(imagenet_root,
@@ -97,7 +109,7 @@ def test_switched_off_distillation_skips_the_teacher(imagenet_root,
         imagenet_root,
         str(tmp_path),
         trained_teacher,
-        check_teacher=False,
+        enable=False,
         stop_iter=2)
     calls = []
     runner.model.teacher.register_forward_hook(
@@ -111,7 +123,7 @@ def test_switched_off_distillation_skips_the_teacher(imagenet_root,
 def test_guard_fails_when_the_teacher_was_unfrozen(imagenet_root,
                                                    trained_teacher, tmp_path):
     runner = distill_run(
-        imagenet_root, str(tmp_path), trained_teacher, check_teacher=False)
+        imagenet_root, str(tmp_path), trained_teacher, enable=False)
     hook = next(h for h in runner.hooks if isinstance(h, DistillHook))
     hook.before_train(runner)
     hook.check_frozen(runner)  # untouched: fine

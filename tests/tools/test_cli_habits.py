@@ -33,7 +33,8 @@ def test_teacher_on_the_command_line_trains_in_its_own_work_dir(
     plain, teacher, ckpt = plain_and_teacher
     run_tool('train', plain, '--teacher', teacher, '--teacher-ckpt', ckpt,
              '--resume', '--cfg-options', 'model.head.loss.loss_weight=0.5',
-             'model.teacher_autocast=bf16', 'log_level=INFO')
+             'model.teacher_autocast=bf16', 'log_level=INFO',
+             'default_hooks.teacher_gate.enable=False')  # random teacher
     # Its own work dir, next to the student config's (`work`).
     work = tmp_path / 'dist_teacher_plain'
     assert (work / 'epoch_1.pth').is_file()

@@ -57,6 +57,7 @@ train_cfg = dict(max_epochs=1)
 train_dataloader = dict(dataset=dict(indices=128))
 val_dataloader = dict(dataset=dict(indices=32))
 custom_hooks = [dict(type='DumpStudentHook')]
+default_hooks = dict(teacher_gate=dict(enable=False))  # a random teacher
 ''')
     return str(cfg)
 

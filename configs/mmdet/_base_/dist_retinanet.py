@@ -11,3 +11,10 @@ loss_dist = dict(
     student='bbox_head.retina_cls',
     teacher='bbox_head.retina_cls',
     loss=dict(type='DISTLoss', use_sigmoid=True))
+
+# The teacher gate (distkd_mm/hooks/teacher_gate.py): the teacher is scored
+# on 10 validation batches before the first step, and a teacher near chance
+# stops the run. A leaf puts it in `default_hooks` (named, so that
+# `--cfg-options default_hooks.teacher_gate.enable=False` or
+# `...teacher_gate.max_eval_batches=N` reach it).
+teacher_gate = dict(type='TeacherGateHook', max_eval_batches=10)

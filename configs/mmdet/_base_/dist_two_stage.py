@@ -14,3 +14,10 @@ loss_dist = dict(
     student='roi_head.bbox_head.fc_cls',
     teacher='roi_head.bbox_head.0.fc_cls',
     loss=dict(type='DISTLoss'))
+
+# The teacher gate (distkd_mm/hooks/teacher_gate.py): the teacher is scored
+# on 10 validation batches before the first step, and a teacher near chance
+# stops the run. A leaf puts it in `default_hooks` (named, so that
+# `--cfg-options default_hooks.teacher_gate.enable=False` or
+# `...teacher_gate.max_eval_batches=N` reach it).
+teacher_gate = dict(type='TeacherGateHook', max_eval_batches=10)

@@ -56,6 +56,8 @@ param_scheduler = dict(
 train_cfg = dict(by_epoch=True, max_epochs=240, val_interval=1)
 # The seed's checkpoint manager keeps the best epochs by top-1.
 default_hooks = dict(
+    # The teacher gate (see _base_/dist_logits.py).
+    teacher_gate=dict(type='TeacherGateHook', max_eval_batches=10),
     checkpoint=dict(
         type='CheckpointHook',
         interval=1,

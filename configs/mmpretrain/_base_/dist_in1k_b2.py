@@ -100,6 +100,7 @@ train_cfg = dict(by_epoch=True, max_epochs=450, val_interval=1)
 # Validation runs on the EMA weights (StudentEMAHook), so this keeps the
 # best EMA top-1, as the seed ranks its checkpoints with EMA on.
 default_hooks = dict(
+    teacher_gate={{_base_.teacher_gate}},
     checkpoint=dict(
         type='CheckpointHook',
         interval=1,

@@ -46,6 +46,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
 
 default_hooks = dict(
+    teacher_gate={{_base_.teacher_gate}},
     checkpoint=dict(
         type='CheckpointHook',
         interval=1,

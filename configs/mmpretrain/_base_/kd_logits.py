@@ -5,7 +5,7 @@
 # runnable config: a KD leaf lists it after its DIST sibling in `_base_` and
 # sets `model = {{_base_.model_kd}}` (the sibling loads the plugin).
 loss_kd = dict(
-    student='head.fc', teacher='head.fc', loss=dict(type='KDLoss', tau=4.0))
+    student='head', teacher='head', loss=dict(type='KDLoss', tau=4.0))
 model_kd = dict(
     student=dict(head=dict(loss=dict(loss_weight=0.9))),
     distill_losses=dict(_delete_=True, loss_kd=loss_kd))

@@ -25,3 +25,10 @@ loss_dist_aux = dict(
     teacher='auxiliary_head.conv_seg',
     resize_teacher=True,
     loss=dict(type='DISTLoss', tau=1.0, loss_weight=0.4))
+
+# The teacher gate (distkd_mm/hooks/teacher_gate.py): the teacher is scored
+# on 10 validation batches before the first step, and a teacher near chance
+# stops the run. A leaf puts it in `default_hooks` (named, so that
+# `--cfg-options default_hooks.teacher_gate.enable=False` or
+# `...teacher_gate.max_eval_batches=N` reach it).
+teacher_gate = dict(type='TeacherGateHook', max_eval_batches=10)
