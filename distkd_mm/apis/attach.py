@@ -9,6 +9,7 @@ configs/ that the shipped configs inherit (see :data:`PRESETS`).
 import copy
 import difflib
 import functools
+import inspect
 import os.path as osp
 from typing import Callable, Dict, Optional
 
@@ -81,8 +82,10 @@ def _two_stage(student: dict, teacher: dict) -> dict:
 
 def _seg(student: dict, teacher: dict) -> dict:
     terms = recipe_terms('mmseg/_base_/dist_heads.py')
-    # The auxiliary heads' term only when both models have one.
-    if not (student.get('auxiliary_head') and teacher.get('auxiliary_head')):
+    # The auxiliary heads' term only when both models have one (a list of
+    # auxiliary heads has no one `conv_seg` to pair).
+    if not (isinstance(student.get('auxiliary_head'), dict)
+            and isinstance(teacher.get('auxiliary_head'), dict)):
         terms['distill_losses'].pop('loss_dist_aux')
     return terms
 
@@ -108,6 +111,127 @@ def _with_mimic(preset: Callable[[dict, dict],
     return build
 
 
+# mmdet dense heads whose classification branch gives one class map per
+# FPN level, in the same layout for every model of the head's type: the
+# attribute to tap, by head class (a subclass inherits its base's entry).
+# A shared conv runs once per level; a ModuleList (RTMDet's separate-BN
+# head, YOLOX) is tapped member by member (see Recorder): either way the
+# k-th call of the student pairs with the k-th of the teacher.
+DENSE_CLS_TAPS: Dict[str, str] = {
+    'RetinaHead': 'retina_cls',  # also FSAF, FreeAnchor, SABL
+    'ATSSHead': 'atss_cls',  # also PAA
+    'DDODHead': 'atss_cls',
+    'GFLHead': 'gfl_cls',  # also LD
+    'VFNetHead': 'vfnet_cls',
+    'TOODHead': 'tood_cls',  # the logits before the task alignment
+    'AnchorFreeHead': 'conv_cls',  # FCOS, FoveaBox, AutoAssign, NAS-FCOS...
+    'RTMDetHead': 'rtm_cls',  # RTMDetSepBNHead: a ModuleList
+    'YOLOXHead': 'multi_level_conv_cls',  # a ModuleList
+}
+
+# Families whose class logits belong to queries: a query's index says
+# nothing about which object it finds (queries are matched to objects by
+# Hungarian assignment in every forward), so student query i and teacher
+# query i are not the same object and their logits do not line up.
+QUERY_DETECTORS = ('DETR', 'DeformableDETR', 'ConditionalDETR', 'DABDETR',
+                   'DINO', 'MaskFormer', 'Mask2Former')
+QUERY_HEADS = ('MaskFormerHead', 'Mask2FormerHead')
+
+
+def _type_name(cfg: Optional[dict]) -> str:
+    return str((cfg or {}).get('type', '')).split('.')[-1]
+
+
+def query_family(student: dict) -> Optional[str]:
+    """The query-based model type (or head type) of ``student``, if any."""
+    kind = _type_name(student)
+    if kind in QUERY_DETECTORS:
+        return kind
+    for key in ('decode_head', 'panoptic_head', 'bbox_head'):
+        head = student.get(key)
+        if isinstance(head, dict) and (_type_name(head) in QUERY_HEADS
+                                       or 'DETR' in _type_name(head)
+                                       or _type_name(head) == 'DINOHead'):
+            return _type_name(head)
+    return None
+
+
+def refuse_query_family(student: dict) -> None:
+    """Fail for a student whose logits are per query: say why, and what
+    to distil instead."""
+    family = query_family(student)
+    if family is None:
+        return
+    raise ValueError(
+        f'`--teacher` should be given a model whose class logits line up '
+        f'between student and teacher, but got a {family} student: its '
+        'logits are per query, and queries are matched to objects by '
+        'Hungarian assignment in every forward, so student query i and '
+        'teacher query i are not the same object (DIST would compare '
+        'unrelated predictions). Distil the features instead: write '
+        '`distill_losses` in a config with an FPN/neck feature mimic term, '
+        "e.g. `loss_mimic=dict(student='neck', teacher='neck', connector="
+        "dict(type='FPNAdapter', ...), loss=dict(type='MimicLoss'))` (see "
+        'configs/mmdet/_base_/fpn_mimic.py).')
+
+
+def _head_class(head_type: str):
+    """The registered mmdet class of a head type, or None."""
+    try:
+        import mmdet.models  # noqa: F401  (registers the heads)
+        from mmdet.registry import MODELS as DET_MODELS
+    except ImportError:
+        return None
+    return DET_MODELS.get(head_type)
+
+
+def dense_cls_tap(head: dict) -> Optional[tuple]:
+    """``(attribute, use_sigmoid)`` of a dense head config, or None.
+
+    The attribute comes from :data:`DENSE_CLS_TAPS` by the head's class
+    (its bases included); sigmoid or softmax as the head's ``loss_cls``
+    (its ``use_sigmoid``, or the head's default loss) says.
+    """
+    cls = _head_class(_type_name(head))
+    if cls is None:
+        return None
+    attribute = next(
+        (DENSE_CLS_TAPS[base.__name__]
+         for base in cls.__mro__ if base.__name__ in DENSE_CLS_TAPS), None)
+    if attribute is None:
+        return None
+    loss = head.get('loss_cls')
+    if loss is None:
+        default = inspect.signature(cls.__init__).parameters.get('loss_cls')
+        loss = getattr(default, 'default', None) or {}
+    return attribute, bool(loss.get('use_sigmoid', False))
+
+
+def _dense(student: dict, teacher: dict) -> dict:
+    s_head, t_head = student.get('bbox_head', {}), teacher.get('bbox_head', {})
+    s_tap, t_tap = dense_cls_tap(s_head), dense_cls_tap(t_head)
+    if s_tap is None or t_tap is None:
+        side, head = ('student', s_head) if s_tap is None else ('teacher',
+                                                                t_head)
+        raise ValueError(
+            f'`--distill dense` should be given detectors with a dense head '
+            f'of {sorted(DENSE_CLS_TAPS)} (or a subclass), but the {side} '
+            f'has {_type_name(head)!r}; write `distill_losses` in a config '
+            'with the taps of its class maps.')
+    if s_tap[1] != t_tap[1]:
+        raise ValueError(
+            '`bbox_head.loss_cls.use_sigmoid` should be the same for student '
+            f'and teacher, but got {s_tap[1]} and {t_tap[1]}: one scores '
+            'classes independently, the other as a softmax; their class '
+            'maps do not mean the same.')
+    terms = recipe_terms('mmdet/_base_/dist_retinanet.py')
+    term = terms['distill_losses']['loss_dist']
+    term['student'] = f'bbox_head.{s_tap[0]}'
+    term['teacher'] = f'bbox_head.{t_tap[0]}'
+    term['loss']['use_sigmoid'] = s_tap[1]
+    return terms
+
+
 # Each preset's taps and weights are those of a `_base_` fragment the
 # configs inherit too (one source per recipe); the functions only adapt
 # what depends on the student and teacher at hand.
@@ -117,9 +241,20 @@ PRESETS: Dict[str, Callable[[dict, dict], dict]] = {
     'kd': _from('mmpretrain/_base_/kd_logits.py'),
     'retinanet': _retinanet,
     'retinanet+mimic': _with_mimic(_retinanet),
+    'dense': _dense,
+    'dense+mimic': _with_mimic(_dense),
     'two-stage': _two_stage,
     'two-stage+mimic': _with_mimic(_two_stage),
     'seg': _seg,
+}
+# The fragment whose `teacher_gate` a preset's runs get.
+_GATES = {
+    'cls': 'mmpretrain/_base_/dist_logits.py',
+    'kd': 'mmpretrain/_base_/dist_logits.py',
+    'retinanet': 'mmdet/_base_/dist_retinanet.py',
+    'dense': 'mmdet/_base_/dist_retinanet.py',
+    'two-stage': 'mmdet/_base_/dist_two_stage.py',
+    'seg': 'mmseg/_base_/dist_heads.py',
 }
 
 # Model types of the libraries, and the preset each gets by default.
@@ -134,14 +269,24 @@ _AUTO = {
 
 
 def guess_preset(student: dict) -> str:
-    """The preset for a student model type, e.g. ``RetinaNet``."""
-    kind = str(student.get('type', '')).split('.')[-1]
-    if kind not in _AUTO:
-        raise ValueError(
-            f'`--distill` should be given for a {kind!r} student (no preset '
-            f'is known for it); pick one of {sorted(PRESETS)} or write '
-            '`distill_losses` in a config.')
-    return _AUTO[kind]
+    """The preset for a student model, e.g. ``RetinaNet`` -> retinanet.
+
+    A single-stage detector whose dense head is in :data:`DENSE_CLS_TAPS`
+    (FCOS, ATSS, GFL, RTMDet, YOLOX, ...) gets ``dense``; a query-based
+    model is refused with what to write instead.
+    """
+    refuse_query_family(student)
+    kind = _type_name(student)
+    if kind in _AUTO:
+        return _AUTO[kind]
+    head = student.get('bbox_head')
+    if isinstance(head, dict) and 'roi_head' not in student and \
+            dense_cls_tap(head) is not None:
+        return 'dense'
+    raise ValueError(
+        f'`--distill` should be given for a {kind!r} student (no preset '
+        f'is known for it); pick one of {sorted(PRESETS)} or write '
+        '`distill_losses` in a config.')
 
 
 def attach_teacher(cfg: Config,
@@ -168,6 +313,7 @@ def attach_teacher(cfg: Config,
         raise ValueError('`--teacher` should be given a plain student '
                          'config, but its model is already a Distiller; '
                          'drop --teacher or use the student config.')
+    refuse_query_family(student)
     preset = preset or guess_preset(student)
     if preset not in PRESETS:
         close = difflib.get_close_matches(preset, list(PRESETS), n=2)
@@ -181,6 +327,11 @@ def attach_teacher(cfg: Config,
         teacher_ckpt=teacher_ckpt,
         teacher_pretrained=teacher_pretrained,
         **PRESETS[preset](dict(student), dict(teacher_model)))
+    # The teacher gate of the preset's recipe (see its fragment): checked
+    # before the first step, tunable as `default_hooks.teacher_gate.*`.
+    gate = _load_fragment(_GATES[preset.split('+')[0]])['teacher_gate']
+    cfg.default_hooks = cfg.get('default_hooks') or ConfigDict()
+    cfg.default_hooks.setdefault('teacher_gate', ConfigDict(gate))
     imports = cfg.get('custom_imports', {}).get('imports', [])
     if 'distkd_mm' not in imports:
         cfg.custom_imports = dict(

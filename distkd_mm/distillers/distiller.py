@@ -11,6 +11,7 @@ from torch import nn
 
 from ..utils.mmcv_ops import watch_mmcv_ops
 from ..utils.urls import redact_url
+from .alignment import check_class_counts
 from .fast_teacher import Taps
 from .nonfinite import nonfinite, scaler_in_charge, term_error, warn_once
 from .recorder import Recorder
@@ -132,6 +133,7 @@ class Distiller(BaseModel):
                                                        teacher_pretrained,
                                                        teacher_ckpt_converter)
         self.terms = build_terms(distill_losses)
+        check_class_counts(self.student, self.teacher, self.terms)
         self.student_taps = Recorder(
             self.student, [term.student_tap for term in self.terms.values()],
             'student')

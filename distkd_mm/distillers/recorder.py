@@ -17,7 +17,13 @@ def get_submodule(model: nn.Module, path: str, side: str) -> nn.Module:
     modules = dict(model.named_modules())
     if path in modules:
         return modules[path]
-    close = difflib.get_close_matches(path, list(modules), n=3, cutoff=0.6)
+    # Loss modules (`loss_cls`, `loss_dice`, ...) compute losses from
+    # targets, never what a term compares: no suggestion names one.
+    candidates = [
+        name for name in modules
+        if not name.rsplit('.', 1)[-1].startswith('loss')
+    ]
+    close = difflib.get_close_matches(path, candidates, n=3, cutoff=0.6)
     hint = (f' Did you mean {", ".join(repr(c) for c in close)}?'
             if close else ' Print `model.named_modules()` to list them.')
     raise ValueError(f'`{side}` tap should name a submodule of the {side}, '
@@ -31,7 +37,9 @@ class Recorder:
     (path -> list of outputs, in call order: a head shared across FPN levels
     runs once per level); leaving the block removes the hooks, so nothing
     is recorded outside a training step and ``outputs`` is freed with the
-    caller's reference. Paths are checked when the recorder is built.
+    caller's reference. Paths are checked when the recorder is built. A
+    path naming a ``ModuleList`` (a per-level branch) records each member's
+    calls, in call order.
     """
 
     def __init__(self, model: nn.Module, paths: Iterable[str],
@@ -48,8 +56,9 @@ class Recorder:
                                'leave the first `with` block first.')
         outputs: Dict[str, List[Any]] = {path: [] for path in self.modules}
         self._handles = [
-            module.register_forward_hook(_append_to(outputs[path]))
+            member.register_forward_hook(_append_to(outputs[path]))
             for path, module in self.modules.items()
+            for member in _callables(module)
         ]
         return outputs
 
@@ -57,6 +66,19 @@ class Recorder:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def _callables(module: nn.Module) -> List[nn.Module]:
+    """The modules whose calls a tap on ``module`` records.
+
+    A ``ModuleList``/``ModuleDict`` is never called itself (its owner calls
+    its members, e.g. one conv per FPN level in RTMDet's and YOLOX's heads),
+    so a hook on it would record nothing: its members are hooked instead,
+    all recording into the tap's one list, in call order.
+    """
+    if isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+        return [m for member in module.children() for m in _callables(member)]
+    return [module]
 
 
 def _append_to(calls: List[Any]):

@@ -114,15 +114,13 @@ def test_mistyped_tap_fails_at_build_with_a_suggestion():
         MODELS.build(cfg)
 
 
-def test_mismatched_tap_shapes_fail_naming_both_taps_and_shapes(make_batch):
-    model = build(teacher_classes=12)
-    data = model.data_preprocessor(make_batch(), True)
-    with pytest.raises(RuntimeError) as info:
-        model(**data, mode='loss')
+def test_other_class_count_fails_at_build_naming_both_counts():
+    # When the model is built: before the Runner builds any data.
+    with pytest.raises(ValueError) as info:
+        build(teacher_classes=12)
     message = str(info.value)
-    assert "student tap 'head.fc'" in message
-    assert "teacher tap 'head.fc'" in message
-    assert '(4, 10)' in message and '(4, 12)' in message
+    assert "student's `head` has num_classes=10" in message
+    assert "teacher's `head` has num_classes=12" in message
 
 
 def test_taps_that_run_unequally_often_fail_naming_both(make_batch):

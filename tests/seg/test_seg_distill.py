@@ -138,17 +138,15 @@ def test_without_resize_different_sizes_fail(build_seg_distiller, seg_batch,
         model(*seg_batch(), mode='loss')
 
 
-def test_different_class_count_fails_naming_taps_and_shapes(
-        build_seg_distiller, seg_batch):
+def test_different_class_count_fails_at_build_naming_both_counts(
+        build_seg_distiller):
     # Resizing fixes the spatial size only; 10 teacher classes against 19
-    # student classes cannot be paired pixel by pixel.
-    model = build_seg_distiller(teacher=dict(width=16, num_classes=10))
-    with pytest.raises(RuntimeError) as info:
-        model(*seg_batch(), mode='loss')
+    # student classes cannot be paired pixel by pixel: refused when built.
+    with pytest.raises(ValueError) as info:
+        build_seg_distiller(teacher=dict(width=16, num_classes=10))
     message = str(info.value)
-    assert "student tap 'decode_head.conv_seg'" in message
-    assert "teacher tap 'decode_head.conv_seg'" in message
-    assert '(2, 19, 4, 8)' in message and '(2, 10, 4, 8)' in message
+    assert "student's `decode_head` has num_classes=19" in message
+    assert "teacher's `decode_head` has num_classes=10" in message
 
 
 # A different decode head (FCN) and output stride 16 on the teacher.
