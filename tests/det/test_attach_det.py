@@ -1,7 +1,13 @@
 """`--teacher` on a plain mmdet config: attach_teacher, then the Runner."""
 import os.path as osp
 
-from det_helpers import det_runner_cfg
+import pytest
+import torch
+from det_helpers import (build_in_mmdet, det_runner_cfg, det_samples,
+                         tiny_detector)
+from distkd_testing import save_random_teacher
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
 from distkd_mm.apis.attach import attach_teacher, load_config
@@ -31,3 +37,72 @@ def test_teacher_attached_to_plain_retinanet_config_trains(
     for key in ('loss_cls', 'loss_bbox', 'loss_dist'):
         assert f'train/{key}' in scalars, key
     assert 'val/coco/bbox_mAP' in scalars
+
+
+# (mmdet recipe, the class-map tap --teacher picks, FPN levels). RTMDet and
+# YOLOX are their own tiny models (their CSP necks take 3 levels); the
+# others are shrunk to a ResNet-18 at 8 channels with a 16-channel FPN.
+FAMILIES = [
+    ('retinanet/retinanet_r50_fpn_1x_coco.py', 'bbox_head.retina_cls', 5),
+    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', 'bbox_head.conv_cls', 5),
+    ('atss/atss_r50_fpn_1x_coco.py', 'bbox_head.atss_cls', 5),
+    ('gfl/gfl_r50_fpn_1x_coco.py', 'bbox_head.gfl_cls', 5),
+    ('rtmdet/rtmdet_tiny_8xb32-300e_coco.py', 'bbox_head.rtm_cls', 3),
+    ('yolox/yolox_tiny_8xb8-300e_coco.py', 'bbox_head.multi_level_conv_cls',
+     3),
+]
+
+
+def _family_model(recipe: str) -> dict:
+    if recipe.startswith(('rtmdet', 'yolox')):
+        from mmengine.hub import get_config
+        model = get_config(f'mmdet::{recipe}').model.to_dict()
+        # YOLOX's multi-scale batch resize would grow the 64x96 test
+        # images to 320-640 px: the step, not the pairing, would be slow.
+        model['data_preprocessor'].pop('batch_augments', None)
+        return model
+    return tiny_detector(recipe).to_dict()
+
+
+@pytest.mark.parametrize('recipe,tap,levels', FAMILIES)
+def test_teacher_attaches_to_dense_detectors_and_steps(
+        recipe, tap, levels, tmp_path):
+    """``--teacher`` on plain mmdet models of six families: the preset is
+    guessed, taps the head's class maps (a ModuleList member by member),
+    and a training step of the built Distiller is finite."""
+    model = _family_model(recipe)
+    teacher = str(tmp_path / 'teacher.py')
+    Config(dict(model=model, default_scope='mmdet')).dump(teacher)
+    ckpt = save_random_teacher(teacher, tmp_path / 'teacher.pth')
+    cfg = attach_teacher(Config(dict(model=model)), teacher, ckpt)
+    term = cfg.model.distill_losses.loss_dist
+    assert term.student == term.teacher == tap
+    assert term.loss.use_sigmoid  # all six score classes by sigmoid
+    assert cfg.default_hooks.teacher_gate.type == 'TeacherGateHook'
+
+    distiller = build_in_mmdet(cfg.model.to_dict())
+    batch = distiller.data_preprocessor(det_samples(), True)
+    taps = distiller.run_teacher(batch['inputs'], batch['data_samples'])
+    assert len(taps[tap]) == levels  # one call per level
+    optim = OptimWrapper(torch.optim.SGD(distiller.parameters(), lr=1e-3))
+    log_vars = distiller.train_step(det_samples(), optim)
+    assert log_vars['loss_dist'] > 0
+    assert all(torch.isfinite(v) for v in log_vars.values())
+
+
+@pytest.mark.parametrize('recipe', [
+    'dino/dino-4scale_r50_8xb2-12e_coco.py',
+    'detr/detr_r50_8xb2-150e_coco.py',
+    'deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
+    'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
+])
+def test_query_based_detectors_are_refused_saying_why(recipe):
+    plain = load_config(f'mmdet::{recipe}')
+    for preset in (None, 'dense', 'two-stage'):
+        with pytest.raises(ValueError) as info:
+            attach_teacher(plain, f'mmdet::{recipe}', preset=preset)
+        message = str(info.value)
+        assert 'Hungarian assignment' in message
+        assert 'not the same object' in message
+        assert 'FPN/neck feature mimic' in message
+        assert 'loss_' not in message.split('e.g.')[0]  # no loss_dice...
