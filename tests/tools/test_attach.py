@@ -5,7 +5,8 @@ import pytest
 from distkd_testing import REPO, run_tool, tiny_classifier, write_config
 from mmengine.config import Config
 
-from distkd_mm.apis.attach import PRESETS, attach_teacher, guess_preset
+from distkd_mm.apis.attach import (PRESETS, attach_teacher, guess_preset,
+                                   load_config)
 
 CONFIGS = osp.join(REPO, 'configs')
 CASCADE = dict(roi_head=dict(type='CascadeRoIHead'))
@@ -98,3 +99,81 @@ def test_preset_adapts_to_the_models_at_hand():
     assert PRESETS['two-stage'](
         {}, CASCADE
     )['distill_losses']['loss_dist']['student'] == 'roi_head.bbox_head.fc_cls'
+
+
+# Plain mmpretrain configs of two head families, shrunk for a CPU step:
+# LinearClsHead (with `fc`) and VisionTransformerClsHead (without).
+CLS_FAMILIES = [
+    ('mmpretrain::resnet/resnet18_8xb32_in1k.py', {}),
+    ('mmpretrain::deit/deit-tiny_4xb256_in1k.py',
+     dict(
+         backbone=dict(
+             arch=dict(
+                 embed_dims=32,
+                 num_layers=2,
+                 num_heads=2,
+                 feedforward_channels=64),
+             img_size=32),
+         head=dict(in_channels=32))),
+]
+
+
+@pytest.mark.parametrize('config,shrink', CLS_FAMILIES)
+def test_teacher_attaches_to_any_mmpretrain_head_and_steps(
+        config, shrink, make_batch, tmp_path):
+    """The ``cls`` preset taps what the head returns (``head``), so a ViT
+    head (no ``fc``) pairs as a ResNet's does; one finite step."""
+    import torch
+    from distkd_testing import save_random_teacher
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import MODELS, DefaultScope
+
+    plain = load_config(config)
+    # Plain assignments: `arch` is a name (a str) in the library's config.
+    for part, values in shrink.items():
+        plain.model[part].update(values)
+    teacher = str(tmp_path / 'teacher.py')
+    plain.dump(teacher)
+    ckpt = save_random_teacher(teacher, tmp_path / 'teacher.pth')
+    cfg = attach_teacher(plain, teacher, ckpt)
+    term = cfg.model.distill_losses.loss_dist
+    assert term.student == term.teacher == 'head'
+    assert cfg.default_hooks.teacher_gate.type == 'TeacherGateHook'
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(
+            dict(cfg.model.to_dict(),
+                 data_preprocessor=cfg.get('data_preprocessor')))
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3))
+    log_vars = model.train_step(make_batch(n=4, size=32), optim)
+    assert log_vars['loss_dist'] > 0
+    assert all(torch.isfinite(v) for v in log_vars.values())
+
+
+def test_mask2former_segmentor_is_refused_saying_why():
+    plain = load_config(
+        'mmseg::mask2former/mask2former_r50_8xb2-90k_cityscapes-512x1024.py')
+    for preset in (None, 'seg'):
+        with pytest.raises(ValueError) as info:
+            attach_teacher(plain, 'unused.py', preset=preset)
+        message = str(info.value)
+        assert 'Mask2FormerHead student' in message
+        assert 'Hungarian assignment' in message
+        assert 'loss_dice' not in message and 'loss_mask' not in message
+
+
+def test_teacher_run_stops_a_random_teacher_at_the_gate(
+        imagenet_root, tmp_path):
+    """``tools/train.py --teacher`` with a random teacher: the gate (on by
+    default for --teacher) stops it before the first step."""
+    from distkd_testing import save_teacher
+    plain = write_config(tmp_path / 'plain.py', imagenet_root,
+                         str(tmp_path / 'work'), tiny_classifier(4), 1)
+    teacher = tmp_path / 'teacher.py'
+    teacher.write_text(f'model = {tiny_classifier(8)!r}\n')
+    ckpt = save_teacher(tmp_path / 'random.pth')
+    work = tmp_path / 'dist'
+    with pytest.raises(RuntimeError, match='near chance') as info:
+        run_tool('train', plain, '--teacher', str(teacher), '--teacher-ckpt',
+                 ckpt, '--work-dir', str(work))
+    assert 'chance = 100 / 4 classes' in str(info.value)
+    assert not list(work.rglob('*.pth'))
