@@ -65,8 +65,8 @@ def _family_model(recipe: str) -> dict:
 
 
 @pytest.mark.parametrize('recipe,tap,levels', FAMILIES)
-def test_teacher_attaches_to_dense_detectors_and_steps(
-        recipe, tap, levels, tmp_path):
+def test_teacher_attaches_to_dense_detectors_and_steps(recipe, tap, levels,
+                                                       tmp_path):
     """``--teacher`` on plain mmdet models of six families: the preset is
     guessed, taps the head's class maps (a ModuleList member by member),
     and a training step of the built Distiller is finite."""

@@ -141,8 +141,9 @@ def test_teacher_attaches_to_any_mmpretrain_head_and_steps(
     assert cfg.default_hooks.teacher_gate.type == 'TeacherGateHook'
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(
-            dict(cfg.model.to_dict(),
-                 data_preprocessor=cfg.get('data_preprocessor')))
+            dict(
+                cfg.model.to_dict(),
+                data_preprocessor=cfg.get('data_preprocessor')))
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3))
     log_vars = model.train_step(make_batch(n=4, size=32), optim)
     assert log_vars['loss_dist'] > 0
