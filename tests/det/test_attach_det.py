@@ -106,3 +106,19 @@ def test_query_based_detectors_are_refused_saying_why(recipe):
         assert 'not the same object' in message
         assert 'FPN/neck feature mimic' in message
         assert 'loss_' not in message.split('e.g.')[0]  # no loss_dice...
+
+
+def test_gate_stops_a_random_detection_teacher_by_the_map_floor(
+        make_det_cfg):
+    """The shipped RetinaNet config with a random X101 teacher: COCO mAP
+    scored on the evaluated images only is ~0, below the 0.01 floor."""
+    from det_helpers import RETINA_DIST
+    cfg = make_det_cfg(RETINA_DIST)
+    cfg.default_hooks.teacher_gate.update(enable=True, max_eval_batches=1)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(RuntimeError, match='the mAP floor 0.01') as info:
+        runner.train()
+    assert 'coco/bbox_mAP=' in str(info.value)
+    assert runner.iter == 0
+    # The real validation afterwards still scores every image.
+    assert runner.val_loop.evaluator.metrics[0].img_ids is None
