@@ -11,8 +11,7 @@ from torch import nn
 from .recorder import get_submodule
 
 
-def tap_class_count(model: nn.Module,
-                    path: str) -> Optional[Tuple[int, str]]:
+def tap_class_count(model: nn.Module, path: str) -> Optional[Tuple[int, str]]:
     """``(num_classes, owner path)`` of the head a tap belongs to.
 
     The tapped module itself or its nearest enclosing module that has an
@@ -22,8 +21,8 @@ def tap_class_count(model: nn.Module,
     parts = path.split('.') if path else []
     for end in range(len(parts), 0, -1):
         owner = '.'.join(parts[:end])
-        count = getattr(get_submodule(model, owner, 'model'), 'num_classes',
-                        None)
+        count = getattr(
+            get_submodule(model, owner, 'model'), 'num_classes', None)
         if isinstance(count, int) and not isinstance(count, bool):
             return count, owner
     return None

@@ -108,8 +108,7 @@ def test_query_based_detectors_are_refused_saying_why(recipe):
         assert 'loss_' not in message.split('e.g.')[0]  # no loss_dice...
 
 
-def test_gate_stops_a_random_detection_teacher_by_the_map_floor(
-        make_det_cfg):
+def test_gate_stops_a_random_detection_teacher_by_the_map_floor(make_det_cfg):
     """The shipped RetinaNet config with a random X101 teacher: COCO mAP
     scored on the evaluated images only is ~0, below the 0.01 floor."""
     from det_helpers import RETINA_DIST
