@@ -225,7 +225,9 @@ class TeacherGateHook(Hook):
         if self._iter_start is None or self._cost_logged:
             return
         seconds = time.perf_counter() - self._iter_start
-        if runner.iter >= 2 or runner.iter >= runner.max_iters:
+        # `runner.iter` counts finished iterations before this one (0-based
+        # here); a run of one iteration states the cost against that one.
+        if runner.iter >= 1 or runner.iter + 1 >= runner.max_iters:
             self._cost_logged = True
             runner.logger.info(
                 f'Teacher gate cost: {self.seconds:.2f} s, '
