@@ -1,7 +1,8 @@
 """Load a checkpoint's weights into a model and say how well they fit."""
 import logging
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
+import torch
 from mmengine.logging import print_log
 from torch import nn
 
@@ -30,13 +31,39 @@ def load_weights(model: nn.Module,
     state_dict = extract_state_dict(load_untrusted(filename))
     if converter is not None:
         state_dict = converter(state_dict)
-    total = len(model.state_dict())
+    # Counted before loading: the fit rule compares the file's shapes with
+    # the model's, which load_state_dict would overwrite.
+    model_state = model.state_dict()
+    loaded, total = count_fit(state_dict, model_state)
+    mismatched = [(k, tuple(v.shape), tuple(model_state[k].shape))
+                  for k, v in state_dict.items()
+                  if k in model_state and isinstance(v, torch.Tensor)
+                  and tuple(v.shape) != tuple(model_state[k].shape)]
+    if mismatched:
+        # torch's own error ("size mismatch ... ImageClassifier") names
+        # neither the file nor which model it was meant for.
+        shown = '; '.join(f'{k}: file {a} vs {name} {b}'
+                          for k, a, b in mismatched[:5])
+        if strict:
+            raise RuntimeError(
+                f'The {name} checkpoint {filename!r} should have the '
+                f'{name} model\'s shapes, but got {len(mismatched)} tensors '
+                f'of other shapes: {shown}. Use the checkpoint that belongs '
+                f'to the {name} config (e.g. one trained with the same '
+                'number of classes), or change the config to match it.')
+        # Non-strict: leave them out, as missing (the fit count says so).
+        state_dict = {
+            k: v
+            for k, v in state_dict.items()
+            if k not in {m[0]
+                         for m in mismatched}
+        }
     result = model.load_state_dict(state_dict, strict=False)
     missing, unexpected = result.missing_keys, result.unexpected_keys
-    loaded = total - len(missing)
-    counts = (f'{loaded} of {total} {name} tensors loaded from {filename!r}; '
-              f'missing keys ({len(missing)}): {_short(missing)}; '
-              f'unexpected keys ({len(unexpected)}): {_short(unexpected)}')
+    counts = (
+        f'{loaded} of {total} {name} float tensors loaded from {filename!r}; '
+        f'missing keys ({len(missing)}): {_short(missing)}; '
+        f'unexpected keys ({len(unexpected)}): {_short(unexpected)}')
     level = logging.WARNING if missing or unexpected else logging.INFO
     print_log(counts, logger='current', level=level)
     if strict and (missing or unexpected):
@@ -53,6 +80,34 @@ def load_weights(model: nn.Module,
             f'{MIN_LOADED_SHARE:.0%} of the tensors must load, or the '
             f'{name} would keep random weights. Check that the config and '
             'checkpoint belong together, or convert the keys (see tools/).')
+
+
+def _is_weight(value) -> bool:
+    """Float tensors only: integer buffers (BatchNorm's
+    ``num_batches_tracked``) exist in every BN layer of any model, so
+    counting them would let a file of another model pass as a fit."""
+    return isinstance(value, torch.Tensor) and value.is_floating_point()
+
+
+def count_fit(state_dict: Dict, model_state: Dict) -> Tuple[int, int]:
+    """The fit rule: how many of the model's weights ``state_dict`` fills.
+
+    A model tensor counts as filled only when ``state_dict`` has a tensor of
+    the same key AND shape (a same-named tensor of another shape is not
+    loaded by anyone). Integer buffers count on neither side.
+
+    Returns:
+        tuple: ``(fitting, total)``, float tensors of ``model_state`` filled
+        by ``state_dict`` and all float tensors of ``model_state``.
+    """
+    shapes = {
+        k: tuple(v.shape)
+        for k, v in model_state.items() if _is_weight(v)
+    }
+    fitting = sum(
+        _is_weight(v) and shapes.get(k) == tuple(v.shape)
+        for k, v in state_dict.items())
+    return fitting, len(shapes)
 
 
 def _short(keys: List[str], limit: int = 10) -> str:
