@@ -15,6 +15,7 @@ from .alignment import check_class_counts
 from .fast_teacher import Taps
 from .nonfinite import nonfinite, scaler_in_charge, term_error, warn_once
 from .recorder import Recorder
+from .student_load import fit_checkpoint
 from .teacher import TeacherCfg, build_teacher
 from .teacher_inputs import TeacherInputs
 from .teacher_run import TeacherRun, check_finite_inputs, check_run_options
@@ -157,6 +158,8 @@ class Distiller(BaseModel):
             bool(nonfinite_guard))
         # Checkpoints written before the teacher was recorded lack it.
         self.register_load_state_dict_post_hook(_forgive_extra_state)
+        # A plain student's load_from gets its prefix; a resume must fit.
+        self.register_load_state_dict_pre_hook(fit_checkpoint)
         watch_mmcv_ops(self)  # a clear error when mmcv lacks CUDA kernels
         # Recorded in checkpoints; a resume with another teacher warns.
         self.teacher_source = _teacher_source(teacher, teacher_ckpt,

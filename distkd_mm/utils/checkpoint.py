@@ -119,6 +119,13 @@ def resuming_own_checkpoint() -> Iterator[None]:
         _resume_depth -= 1
 
 
+def is_resuming() -> bool:
+    """Whether a ``Runner.resume`` (inside :func:`resuming_own_checkpoint`)
+    is loading: a resume must fit the model exactly, a ``load_from`` by
+    the fit rule only."""
+    return _resume_depth > 0
+
+
 def load_file(path: str,
               map_location: Any = 'cpu',
               allowed: Optional[List] = None,

@@ -110,6 +110,36 @@ def count_fit(state_dict: Dict, model_state: Dict) -> Tuple[int, int]:
     return fitting, len(shapes)
 
 
+def state_differences(state_dict: Dict, model_state: Dict) -> List[str]:
+    """Every way ``state_dict`` differs from ``model_state``, first keys
+    first: missing and unexpected keys, and tensors of other shapes.
+
+    A resume must continue the same model; any difference means the
+    checkpoint's optimizer state and counters belong to another one.
+    ``_extra_state`` (run records, e.g. the teacher's source) is ignored.
+    """
+
+    def shape(v):
+        return tuple(v.shape) if isinstance(v, torch.Tensor) else None
+
+    keys = [k for k in model_state if not k.endswith('_extra_state')]
+    saved = [k for k in state_dict if not k.endswith('_extra_state')]
+    out = [
+        f'missing {k} {shape(model_state[k])}' for k in keys
+        if k not in state_dict
+    ]
+    out += [
+        f'unexpected {k} {shape(state_dict[k])}' for k in saved
+        if k not in model_state
+    ]
+    out += [
+        f'{k}: checkpoint {shape(state_dict[k])} vs model '
+        f'{shape(model_state[k])}' for k in keys
+        if k in state_dict and shape(state_dict[k]) != shape(model_state[k])
+    ]
+    return out
+
+
 def _short(keys: List[str], limit: int = 10) -> str:
     shown = ', '.join(keys[:limit])
     return shown + (f', ... ({len(keys) - limit} more)'
