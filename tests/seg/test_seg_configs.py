@@ -27,6 +27,8 @@ def shrink(cfg: Config, root: str) -> None:
     # (w, h) scales, as mmseg writes them: half of the 128x256 images.
     scale = (CROP[1], CROP[0])
     cfg.model.student.data_preprocessor.size = CROP
+    # Only the student's crop is shrunk: its padding is not the teacher's.
+    cfg.model.teacher_preprocess = 'normalize_only'
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg[name]
         loader.update(num_workers=0, persistent_workers=False)
