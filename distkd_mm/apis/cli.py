@@ -13,6 +13,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader, find_latest_checkpoint
 
 from ..distillers import Distiller
+from ..utils.weights import state_differences
 
 # Distiller arguments that also exist on the student: `--cfg-options
 # model.data_preprocessor...` next to `--teacher` means the student's.
@@ -150,17 +151,19 @@ def check_auto_resume(runner, cfg: Config) -> None:
     if path is None:
         return
     checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    saved = set(checkpoint.get('state_dict', checkpoint))
+    state = checkpoint.get('state_dict', checkpoint)
     model = runner.model.module if is_model_wrapper(
         runner.model) else runner.model
-    expected = set(model.state_dict())
-    if saved == expected:
+    # Keys and shapes: a widened student has every key of the old one.
+    diffs = state_differences(state, model.state_dict())
+    if not diffs:
         return
     run = checkpoint.get('meta', {}).get('experiment_name', 'another run')
     raise RuntimeError(
         f'`--resume` found the latest checkpoint {path} in the work dir '
         f'{runner.work_dir}, but a different model wrote it: run {run!r}, '
-        f'weights {_prefixes(saved)}; this run trains a '
-        f'{type(model).__name__} with weights {_prefixes(expected)}. Give '
-        'this run its own `--work-dir`, or resume a checkpoint of this model '
-        'with `--resume CHECKPOINT`.')
+        f'weights {_prefixes(set(state))}; this run trains a '
+        f'{type(model).__name__} with weights '
+        f'{_prefixes(set(model.state_dict()))}; {len(diffs)} differences: '
+        f'{"; ".join(diffs[:5])}. Give this run its own `--work-dir`, or '
+        'resume a checkpoint of this model with `--resume CHECKPOINT`.')

@@ -91,3 +91,17 @@ def test_resume_into_a_widened_student_is_refused_writing_nothing(
     }
     assert (work / 'last_checkpoint').read_text() == last
     assert not (work / 'epoch_2.pth').exists()
+
+
+def test_auto_resume_check_compares_shapes(imagenet_root, tmp_path):
+    from distkd_mm.apis.cli import check_auto_resume
+    work = tmp_path / 'work'
+    _runner(imagenet_root, work, tiny_classifier(4)).train()
+    # Every key of the 4-wide student exists in the 6-wide one.
+    runner = _runner(imagenet_root, work, tiny_classifier(6), resume=True)
+    with pytest.raises(
+            RuntimeError,
+            match=r'(?s)a different model wrote it.*'
+            r'backbone\.conv1\.weight: checkpoint \(4, 3, 3, 3\) vs model '
+            r'\(6, 3, 3, 3\)'):
+        check_auto_resume(runner, runner.cfg)
