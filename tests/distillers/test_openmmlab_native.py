@@ -25,9 +25,7 @@ def logged_run(imagenet_root, tmp_path_factory):
     work = str(tmp_path_factory.mktemp('logged'))
     cfg = runner_cfg(imagenet_root, work, tiny_distiller(), 2)
     cfg.update(
-        custom_hooks=[
-            dict(type='DistillHook', warmup_iters=WARMUP)
-        ],
+        custom_hooks=[dict(type='DistillHook', warmup_iters=WARMUP)],
         visualizer=dict(
             type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]),
         log_level='INFO')

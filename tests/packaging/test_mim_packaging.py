@@ -129,15 +129,24 @@ def test_wheel_install_trains_with_mim(wheel, demo_teacher_ckpt, tmp_path):
     work = tmp_path / 'work'
     # The installed copy first on the path, ahead of the editable install.
     path = os.pathsep.join([str(site), os.environ.get('PYTHONPATH', '')])
-    result = run([
-        MIM, 'train', 'distkd_mm', 'digits_dist.py', '--gpus', '0',
-        '--work-dir',
-        str(work), '--cfg-options', f'model.teacher_ckpt={demo_teacher_ckpt}',
-        'train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=64',
-        'val_dataloader.dataset.indices=64',
-        'default_hooks.teacher_gate.enable=False'  # a random teacher
-    ],
-                 PYTHONPATH=path)
+    result = run(
+        [
+            MIM,
+            'train',
+            'distkd_mm',
+            'digits_dist.py',
+            '--gpus',
+            '0',
+            '--work-dir',
+            str(work),
+            '--cfg-options',
+            f'model.teacher_ckpt={demo_teacher_ckpt}',
+            'train_cfg.max_epochs=1',
+            'train_dataloader.dataset.indices=64',
+            'val_dataloader.dataset.indices=64',
+            'default_hooks.teacher_gate.enable=False'  # a random teacher
+        ],
+        PYTHONPATH=path)
     installed = str(site / 'distkd_mm' / '.mim')
     assert f'{installed}/configs/demo/digits_dist.py' in result.stdout
     assert f'{installed}/tools/train.py' in result.stdout

@@ -25,21 +25,30 @@ def trained(demo_teacher_ckpt, tmp_path_factory) -> str:
     one batch (32 digits; the demo logs to scalars.json too)."""
     work = str(tmp_path_factory.mktemp('mmpretrain_tools') / 'work')
     bin_dir = osp.dirname(sys.executable)
-    result = subprocess.run([
-        osp.join(bin_dir, 'mim'), 'train', 'mmpretrain', DIGITS, '--gpus', '0',
-        '--work-dir', work, '--cfg-options',
-        f'model.teacher_ckpt={demo_teacher_ckpt}', 'train_cfg.max_epochs=1',
-        'train_dataloader.dataset.indices=32',
-        'val_dataloader.dataset.indices=32',
-        'default_hooks.teacher_gate.enable=False'  # a random teacher
-    ],
-                            env=dict(
-                                os.environ,
-                                PATH=f'{bin_dir}:{os.environ["PATH"]}',
-                                OMP_NUM_THREADS='1'),
-                            capture_output=True,
-                            text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [
+            osp.join(bin_dir, 'mim'),
+            'train',
+            'mmpretrain',
+            DIGITS,
+            '--gpus',
+            '0',
+            '--work-dir',
+            work,
+            '--cfg-options',
+            f'model.teacher_ckpt={demo_teacher_ckpt}',
+            'train_cfg.max_epochs=1',
+            'train_dataloader.dataset.indices=32',
+            'val_dataloader.dataset.indices=32',
+            'default_hooks.teacher_gate.enable=False'  # a random teacher
+        ],
+        env=dict(
+            os.environ,
+            PATH=f'{bin_dir}:{os.environ["PATH"]}',
+            OMP_NUM_THREADS='1'),
+        capture_output=True,
+        text=True,
+        timeout=600)
     output = result.stdout[-2000:] + result.stderr[-2000:]
     assert result.returncode == 0, output
     # mim ran mmpretrain's own tools/train.py on our config.
