@@ -258,10 +258,13 @@ class Distiller(BaseModel):
         from the raw images behind the student's ``inputs``."""
         return self.teacher_run.inputs(inputs, data_samples)
 
-    def run_teacher(self, inputs: torch.Tensor,
-                    data_samples: Optional[List]) -> Taps:
-        """What each teacher tap recorded for the student's batch."""
-        return self.teacher_run(inputs, data_samples)
+    def run_teacher(self,
+                    inputs: torch.Tensor,
+                    data_samples: Optional[List],
+                    fp32: bool = False) -> Taps:
+        """What each teacher tap recorded for the student's batch;
+        ``fp32=True`` without the teacher's autocast."""
+        return self.teacher_run(inputs, data_samples, fp32)
 
     def _guard_terms(self, losses: Dict[str, Any],
                      inputs: torch.Tensor) -> None:
