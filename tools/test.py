@@ -24,6 +24,8 @@ import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 from distkd_mm.apis.attach import load_config
 from distkd_mm.apis.cli import config_name
 from distkd_mm.hooks import add_student_checkpoint_hook
+from distkd_mm.utils.weights import (MIN_LOADED_SHARE, count_fit,
+                                     unfit_submodules)
 
 LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
 
@@ -57,6 +59,7 @@ def main(argv: List[str]) -> None:
     args, rest = parser.parse_known_args(argv)
     cfg = load_config(args.config)
     script = library_script(cfg)
+    check_heads_fit(cfg, args.checkpoint)
     config = args.config
     tmp = tempfile.TemporaryDirectory()
     # The libraries' scripts read files only: write the resolved config,
@@ -79,6 +82,53 @@ def main(argv: List[str]) -> None:
         runpy.run_path(script, run_name='__main__')
     finally:
         tmp.cleanup()
+
+
+def check_heads_fit(cfg, checkpoint: str) -> None:
+    """Refuse a checkpoint that leaves a whole submodule at random.
+
+    A 10-class checkpoint for a 7-class config fits every backbone tensor,
+    so the half rule lets it pass and the library scores a random head
+    with exit code 0. Checked before the library's script runs.
+
+    Raises:
+        ValueError: a submodule (e.g. ``head.fc``) none of whose tensors
+            find one of the same key and shape in the checkpoint.
+    """
+    from mmengine.registry import MODELS, DefaultScope
+    from mmengine.runner import CheckpointLoader
+
+    from distkd_mm.utils.checkpoint import extract_state_dict
+
+    model_cfg = cfg.model
+    if model_cfg.get('type') == 'Distiller':
+        model_cfg = model_cfg.student  # only the student is evaluated
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        model_state = MODELS.build(model_cfg).state_dict()
+    state = extract_state_dict(
+        CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
+    if any(k.startswith('student.') for k in state):  # a Distiller's
+        state = {
+            k[len('student.'):]: v
+            for k, v in state.items() if k.startswith('student.')
+        }
+    fitting, total = count_fit(state, model_state)
+    if fitting < MIN_LOADED_SHARE * total:
+        return  # StudentCheckpointHook refuses it, with the export hint
+    unfit = unfit_submodules(state, model_state)
+    if unfit:
+        name = unfit[0]
+        shapes = '; '.join(
+            f'{k}: checkpoint '
+            f'{tuple(state[k].shape) if k in state else "missing"} vs model '
+            f'{tuple(v.shape)}' for k, v in model_state.items()
+            if k.rsplit('.', 1)[0] == name)
+        raise ValueError(
+            f'`checkpoint` should fit every part of the model, but got '
+            f'{checkpoint} in which nothing of {", ".join(unfit[:5])} fits '
+            f'({shapes}); testing it would score `{name}` at random. Use the '
+            'checkpoint trained with this config (e.g. the same '
+            '`num_classes`), or change the config to match it.')
 
 
 def _launcher(rest: List[str]) -> str:

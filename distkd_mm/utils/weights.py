@@ -140,6 +140,23 @@ def state_differences(state_dict: Dict, model_state: Dict) -> List[str]:
     return out
 
 
+def unfit_submodules(state_dict: Dict, model_state: Dict) -> List[str]:
+    """Submodules (e.g. ``head.fc``) none of whose float tensors fit.
+
+    The half rule lets a checkpoint of the same backbone with another
+    number of classes pass; its head would then be scored at random. A
+    whole submodule that finds no tensor of its key and shape is that case.
+    """
+    fits: Dict[str, List[bool]] = {}
+    for key, value in model_state.items():
+        if not _is_weight(value) or '.' not in key:
+            continue
+        saved = state_dict.get(key)
+        fits.setdefault(key.rsplit('.', 1)[0], []).append(
+            _is_weight(saved) and tuple(saved.shape) == tuple(value.shape))
+    return [name for name, ok in fits.items() if not any(ok)]
+
+
 def _short(keys: List[str], limit: int = 10) -> str:
     shown = ', '.join(keys[:limit])
     return shown + (f', ... ({len(keys) - limit} more)'

@@ -192,3 +192,18 @@ def test_shape_error_names_resize_teacher_when_only_space_differs(make_batch):
             match='set `resize_teacher=True` in '
             '`distill_losses.loss_feat`'):
         model(**data, mode='loss')
+
+
+def test_test_tool_refuses_a_head_that_does_not_fit(trained, imagenet_root,
+                                                    tmp_path):
+    # 7 classes vs the checkpoint's 10: the backbone fits, the head not.
+    seven = write_config(tmp_path / 'seven.py', imagenet_root,
+                         str(tmp_path / 'test'), tiny_classifier(4, 7), 1)
+    out = tmp_path / 'metrics.json'
+    with pytest.raises(
+            ValueError,
+            match=r'(?s)nothing of head\.fc fits.*head\.fc\.weight: '
+            r'checkpoint \(10, 8\) vs model \(7, 8\)'):
+        run_tool('test', seven, trained['ckpt'], '--out', str(out),
+                 '--out-item', 'metrics')
+    assert not out.exists()
