@@ -50,6 +50,12 @@ def save_atomically(obj: dict, out: str) -> None:
     the previous file), never half written.
     """
     folder = osp.dirname(osp.abspath(out))
+    # A SIGKILLed export cannot clean up after itself: its temporary file
+    # would stay beside ``out`` forever (the name is this function's own).
+    stale = osp.basename(out) + '.'
+    for name in os.listdir(folder):
+        if name.startswith(stale) and name.endswith('.partial'):
+            os.remove(osp.join(folder, name))
     fd, tmp = tempfile.mkstemp(
         prefix=osp.basename(out) + '.', suffix='.partial', dir=folder)
     try:

@@ -17,6 +17,7 @@ text, not a checkpoint; only a pickle that references code or classes
 outside the allowlist gets the security refusal.
 """
 import difflib
+import os
 import os.path as osp
 import pickle
 import zipfile
@@ -26,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
+from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner.checkpoint import (_get_mmengine_home,
                                         get_deprecated_model_names,
                                         get_external_models,
@@ -226,8 +227,37 @@ def load_from_local_weights_only(filename: str,
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    allowed = resume_globals() if _resume_depth else untrusted_globals()
-    return load_file(filename, map_location, allowed)
+    if not _resume_depth:
+        return load_file(filename, map_location, untrusted_globals())
+    return load_file(filename, map_location, resume_globals(),
+                     _previous_checkpoint_fix(filename))
+
+
+def _previous_checkpoint_fix(filename: str) -> str:
+    """What to resume from when ``filename`` (the latest) is damaged.
+
+    A run killed while saving leaves its newest checkpoint truncated;
+    "re-download" is no help for a file the run wrote itself, the previous
+    checkpoint of the work dir is.
+    """
+    folder = osp.dirname(osp.abspath(filename))
+    others = [
+        osp.join(folder, name) for name in os.listdir(folder)
+        if name.endswith('.pth')
+        and not osp.samefile(osp.join(folder, name), filename)
+    ]
+    # A complete torch.save file is a zip archive (its directory at the
+    # end): cheap to check without unpickling anything.
+    good = [p for p in others if zipfile.is_zipfile(p)]
+    if not good:
+        return ('It is the run\'s own checkpoint, probably cut off while '
+                'saving, and the work dir holds no earlier complete one: '
+                'start the run again without `--resume`.')
+    previous = max(good, key=osp.getmtime)
+    return ('It is the run\'s own checkpoint, probably cut off while '
+            f'saving; resume from the previous one: `--resume {previous}` '
+            '(delete or move the damaged file so `--resume` without a path '
+            'does not pick it again).')
 
 
 def resolve(filename: str) -> str:
@@ -284,11 +314,25 @@ def load_untrusted(filename: str, map_location: Any = 'cpu') -> Any:
 
 
 def extract_state_dict(checkpoint: Any) -> Dict[str, torch.Tensor]:
-    """The weights of an OpenMMLab, timm/torchvision or CIFAR checkpoint."""
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint, dict) and key in checkpoint:
-            checkpoint = checkpoint[key]
-            break
+    """The weights of an OpenMMLab, timm/torchvision or CIFAR checkpoint.
+
+    EMA layouts (timm's ``state_dict_ema``, ``model_ema``) are preferred
+    over the raw weights they are saved beside: they are what such a file
+    was evaluated with (timm's own ``load_checkpoint(use_ema=True)``).
+    The key used is logged when there was a choice or it is an EMA.
+    """
+    keys = ('state_dict_ema', 'model_ema', 'state_dict', 'model')
+    present = [
+        k for k in keys if isinstance(checkpoint, dict)
+        and isinstance(checkpoint.get(k), dict)
+    ]
+    if present:
+        if present[0].endswith('_ema') or len(present) > 1:
+            print_log(
+                f'checkpoint layout: using its {present[0]!r} weights '
+                f'(it holds {present})',
+                logger='current')
+        checkpoint = checkpoint[present[0]]
     if not isinstance(checkpoint, dict):
         raise TypeError('`checkpoint` should hold a state dict, but got '
                         f'{type(checkpoint).__name__}.')
