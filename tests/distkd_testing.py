@@ -3,10 +3,12 @@
 A module of its own (not conftest.py) so that every test imports the same
 file, whatever other conftest.py files pytest has loaded.
 """
+import contextlib
 import glob
 import importlib.util
 import inspect
 import json
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.registry import MODELS, DefaultScope
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
@@ -263,3 +266,18 @@ def write_image_folder(root: str, split: str, num_per_class: int, classes: int,
     os.makedirs(osp.join(root, 'meta'), exist_ok=True)
     with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
+
+
+@contextlib.contextmanager
+def captured_logs(logger=None):
+    """The records MMEngine's logger (the current one by default) receives
+    inside the block."""
+    logger = logger or MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

@@ -11,6 +11,7 @@ runs ``--launcher pytorch`` on machines without CUDA (gloo).
     python tools/test.py CONFIG CHECKPOINT [the library's test.py flags]
 """
 import argparse
+import copy
 import importlib
 import os.path as osp
 import runpy
@@ -104,7 +105,9 @@ def check_heads_fit(cfg, checkpoint: str) -> None:
     if model_cfg.get('type') == 'Distiller':
         model_cfg = model_cfg.student  # only the student is evaluated
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
-        model_state = MODELS.build(model_cfg).state_dict()
+        # A copy: some models write into their config while they build
+        # (mmseg's EncoderDecoder moves `pretrained` into the backbone).
+        model_state = MODELS.build(copy.deepcopy(model_cfg)).state_dict()
     state = extract_state_dict(
         CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
     if any(k.startswith('student.') for k in state):  # a Distiller's

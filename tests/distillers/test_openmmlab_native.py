@@ -2,12 +2,11 @@
 student only, errors that name the key to write, warnings in the log file."""
 import copy
 import json
-import logging
 import os.path as osp
 
 import pytest
 import torch
-from distkd_testing import REPO, runner_cfg, tiny_distiller
+from distkd_testing import REPO, captured_logs, runner_cfg, tiny_distiller
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
@@ -67,16 +66,11 @@ IN1K = osp.join(REPO, 'configs', 'mmpretrain',
 
 def _groups(model, optim_cfg):
     """Optimizer groups as (numel, lr, weight decay), and the log lines."""
-    logger = MMLogger.get_instance(f'optim-{id(model)}', log_level='INFO')
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    try:
+    with captured_logs(
+            MMLogger.get_instance(f'optim-{id(model)}',
+                                  log_level='INFO')) as records:
         with DefaultScope.overwrite_default_scope('mmpretrain'):
             wrapper = build_optim_wrapper(model, copy.deepcopy(optim_cfg))
-    finally:
-        logger.removeHandler(handler)
     groups = [(sum(p.numel() for p in g['params']), g['lr'], g['weight_decay'])
               for g in wrapper.optimizer.param_groups]
     params = {

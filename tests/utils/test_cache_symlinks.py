@@ -4,14 +4,13 @@ followed; nothing outside the cache is read, written or removed, and no
 file's contents reach a message."""
 import hashlib
 import io
-import logging
 import os
 import os.path as osp
 import time
 
 import pytest
 import torch
-from mmengine.logging import MMLogger
+from distkd_testing import captured_logs
 
 from distkd_mm.utils.checkpoint import load_untrusted
 from distkd_mm.utils.download import cached_path, discard_cached
@@ -52,13 +51,8 @@ def snapshot(folder) -> dict:
 
 @pytest.fixture
 def log_text():
-    logger = MMLogger.get_current_instance()
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    yield lambda: '\n'.join(r.getMessage() for r in records)
-    logger.removeHandler(handler)
+    with captured_logs() as records:
+        yield lambda: '\n'.join(r.getMessage() for r in records)
 
 
 def served(server, name: str, value: float = 7.) -> str:

@@ -2,7 +2,6 @@
 shareable permissions, no stale partial files, one download per node; a
 local ``~/`` path is expanded."""
 import hashlib
-import logging
 import os
 import os.path as osp
 import socket
@@ -12,8 +11,7 @@ import time
 import pytest
 import torch
 import torch.multiprocessing as mp
-from distkd_testing import save_teacher, tiny_distiller
-from mmengine.logging import MMLogger
+from distkd_testing import captured_logs, save_teacher, tiny_distiller
 from mmengine.registry import MODELS
 
 from distkd_mm.utils.checkpoint import CorruptCheckpointError, load_untrusted
@@ -80,15 +78,8 @@ def test_tampered_cached_file_is_caught_on_the_next_load(server):
     # Someone replaces the cached file (a same-size, different tensor).
     weights(cached_path(url), 5.)
     # The notice goes to MMEngine's logger (the work dir's log file).
-    logger = MMLogger.get_current_instance()
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    try:
+    with captured_logs() as records:
         loaded = load_untrusted(url)
-    finally:
-        logger.removeHandler(handler)
     assert any('corrupt or was replaced' in r.getMessage() for r in records)
     assert (loaded['state_dict']['w'] == 4.).all()
     assert server.hits[f'/{name}'] == 2

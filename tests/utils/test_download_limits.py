@@ -5,13 +5,12 @@ The server is slow by design (one byte per 0.2 s, or a stall
 until the test ends) and the limits are a second or less, so nothing here
 depends on the machine's speed.
 """
-import logging
 import os
 import os.path as osp
 import time
 
 import pytest
-from mmengine.logging import MMLogger
+from distkd_testing import captured_logs
 
 from distkd_mm.utils.checkpoint import load_untrusted
 from distkd_mm.utils.download import (DEADLINE_ENV, MIN_RATE_ENV, PROGRESS_ENV,
@@ -32,13 +31,8 @@ def crawl(server):
 @pytest.fixture
 def log_records():
     """What MMEngine's current logger receives during the test."""
-    logger = MMLogger.get_current_instance()
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
+    with captured_logs() as records:
+        yield records
 
 
 def _assert_named_and_empty(err: DownloadError, url: str) -> None:

@@ -1,13 +1,12 @@
 """Secrets stay out: a URL's user-info and query string (a signed URL's
 token) never reach the log, the dumped config or a checkpoint."""
-import logging
 import os
 
 import pytest
 import torch
-from distkd_testing import run_tool, save_teacher, tiny_distiller, write_config
+from distkd_testing import (captured_logs, run_tool, save_teacher,
+                            tiny_distiller, write_config)
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import MODELS
 
 from distkd_mm.distillers.distiller import _teacher_source
@@ -62,18 +61,11 @@ def test_the_teacher_record_and_its_warning_hold_no_token():
     distiller = MODELS.build(tiny_distiller())
     assert _teacher_source(None, 'https://h/x.pth?token=new', False) == \
         'https://h/x.pth'
-    logger = MMLogger.get_current_instance()
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    try:
+    with captured_logs() as records:
         # A checkpoint recorded before URLs were redacted.
         old = 'https://h/x.pth?token=old-secret'
         distiller.set_extra_state(
             torch.tensor(list(old.encode()), dtype=torch.uint8))
-    finally:
-        logger.removeHandler(handler)
     text = '\n'.join(r.getMessage() for r in records)
     assert "TEACHER MISMATCH" in text and "'https://h/x.pth'" in text
     assert 'old-secret' not in text

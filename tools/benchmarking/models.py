@@ -50,6 +50,8 @@ def build_distiller(task: Task,
     preprocessor = model_cfg.student.get('data_preprocessor') or {}
     if 'size' in preprocessor:  # mmseg pads to the crop size
         preprocessor['size'] = size
+        # The teacher's config keeps its crop: accept the student's.
+        model_cfg.teacher_preprocess = 'normalize_only'
     torch.manual_seed(0)
     scope = cfg.get('default_scope', 'mmengine')
     with warnings.catch_warnings(), \

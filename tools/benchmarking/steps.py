@@ -53,7 +53,7 @@ def _student_rois(model: torch.nn.Module, inputs: torch.Tensor,
                   samples: list) -> Optional[list]:
     """A two-stage teacher classifies the student's sampled RoIs: capture
     them from one student forward, to run the teacher alone on them."""
-    rois = getattr(model.teacher_forward, '_rois', None)
+    rois = getattr(model.teacher_run.forward, '_rois', None)
     if rois is None:
         return None
     with torch.no_grad():
