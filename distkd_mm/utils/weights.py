@@ -7,6 +7,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from .checkpoint import extract_state_dict, load_untrusted
+from .urls import redact_url
 
 # With strict=False, fewer loaded tensors than this share of the model's
 # means the checkpoint belongs to another model (or needs a converter).
@@ -29,6 +30,7 @@ def load_weights(model: nn.Module,
     model's key layout first (see :mod:`distkd_mm.utils.convert`).
     """
     state_dict = extract_state_dict(load_untrusted(filename))
+    source = redact_url(filename)  # a signed URL's token stays out
     if converter is not None:
         state_dict = converter(state_dict)
     # Counted before loading: the fit rule compares the file's shapes with
@@ -46,7 +48,7 @@ def load_weights(model: nn.Module,
                           for k, a, b in mismatched[:5])
         if strict:
             raise RuntimeError(
-                f'The {name} checkpoint {filename!r} should have the '
+                f'The {name} checkpoint {source!r} should have the '
                 f'{name} model\'s shapes, but got {len(mismatched)} tensors '
                 f'of other shapes: {shown}. Use the checkpoint that belongs '
                 f'to the {name} config (e.g. one trained with the same '
@@ -61,21 +63,21 @@ def load_weights(model: nn.Module,
     result = model.load_state_dict(state_dict, strict=False)
     missing, unexpected = result.missing_keys, result.unexpected_keys
     counts = (
-        f'{loaded} of {total} {name} float tensors loaded from {filename!r}; '
+        f'{loaded} of {total} {name} float tensors loaded from {source!r}; '
         f'missing keys ({len(missing)}): {_short(missing)}; '
         f'unexpected keys ({len(unexpected)}): {_short(unexpected)}')
     level = logging.WARNING if missing or unexpected else logging.INFO
     print_log(counts, logger='current', level=level)
     if strict and (missing or unexpected):
         raise RuntimeError(
-            f'The {name} checkpoint {filename!r} does not match the {name} '
+            f'The {name} checkpoint {source!r} does not match the {name} '
             f'model.\n  missing keys ({len(missing)}): {_short(missing)}\n'
             f'  unexpected keys ({len(unexpected)}): {_short(unexpected)}\n'
             f'Check that the config and checkpoint belong together, convert '
             f'the keys (see tools/), or pass strict=False to load anyway.')
     if loaded < MIN_LOADED_SHARE * total:
         raise RuntimeError(
-            f'The {name} checkpoint {filename!r} matched almost nothing of '
+            f'The {name} checkpoint {source!r} matched almost nothing of '
             f'the {name} model: {counts}. Even with strict=False at least '
             f'{MIN_LOADED_SHARE:.0%} of the tensors must load, or the '
             f'{name} would keep random weights. Check that the config and '
