@@ -29,8 +29,10 @@ def trained_teacher(imagenet_root, tmp_path_factory) -> str:
 GATE_ARGS = {'enable', 'min_teacher_score', 'max_eval_batches'}
 
 
-def distill_run(root, work_dir, ckpt, epochs=1, **hook):
+def distill_run(root, work_dir, ckpt, epochs=1, student_pre=None, **hook):
     model = tiny_distiller(teacher_ckpt=ckpt)
+    if student_pre is not None:
+        model['student']['data_preprocessor'] = student_pre
     model['student']['head']['num_classes'] = 4
     model['teacher']['head']['num_classes'] = 4
     cfg = runner_cfg(root, work_dir, model, epochs)
@@ -61,6 +63,27 @@ def test_gate_passes_a_trained_teacher_and_logs_its_score(
     assert not any(
         k.startswith(('teacher.', '_')) and k != '_extra_state'
         for k in saved['state_dict'])
+
+
+def test_a_trained_teacher_keeps_its_accuracy_beside_another_preprocessing(
+        imagenet_root, trained_teacher, tmp_path):
+    # The teacher learned on BGR, mean 127.5 / std 64; this student feeds
+    # RGB with ImageNet's mean/std: the teacher's inputs are derived.
+    student_pre = dict(
+        type='mmpretrain.ClsDataPreprocessor',
+        to_rgb=True,
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375])
+    runner = distill_run(
+        imagenet_root,
+        str(tmp_path),
+        trained_teacher,
+        epochs=0,
+        student_pre=student_pre)
+    runner.train()
+    log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+    assert "Teacher before training: {'accuracy/top1': 100.0}" in log
+    assert 'teacher inputs: derived from the student' in log
 
 
 def test_gate_stops_a_random_teacher_before_any_training(
