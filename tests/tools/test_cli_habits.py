@@ -126,6 +126,8 @@ def test_two_runners_built_in_one_second_keep_their_own_logs(
     # MMEngine names a dict config's run by its start second; frozen here,
     # so both Runners are built "in the same second" on any machine.
     monkeypatch.setattr('time.time', lambda: 1_800_000_000.0)
+    # The tools set LOCAL_RANK; undone after the test.
+    monkeypatch.setenv('LOCAL_RANK', os.environ.get('LOCAL_RANK', '0'))
     train = load_tool('train')
     runners = []
     for name in ('a', 'b'):

@@ -108,7 +108,9 @@ def test_cache_files_follow_the_umask_and_stale_partials_go(server):
 
 
 def _download_in_rank(rank: int, url: str, port: int, out: str) -> None:
-    # Forked: the child inherits the server fixture's TORCH_HOME.
+    # Forked: the child inherits the server fixture's TORCH_HOME. One
+    # node: each rank's LOCAL_RANK, as torchrun sets it.
+    os.environ['LOCAL_RANK'] = str(rank)
     torch.distributed.init_process_group(
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
     try:
