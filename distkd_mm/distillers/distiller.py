@@ -68,9 +68,9 @@ class Distiller(BaseModel):
             inputs in channels-last layout (faster convolutions on recent
             GPUs). ``'auto'`` (default) does it on CUDA only.
         teacher_forward: How to run the teacher when ``tensor`` mode does
-            more or other than the taps need (two-stage detectors): a config
-            of a callable ``fn(teacher, inputs, data_samples)``, whose
-            optional ``attach(student, teacher)`` is called once here.
+            more or other than the taps need (two-stage detectors, mmseg's
+            auxiliary heads): the config of a teacher-forward strategy, see
+            :mod:`.teacher_forward`.
         teacher_fuse: Fold the teacher's BatchNorms into the convolutions
             they follow, at its first forward (checked there against the
             unfolded teacher; exact up to rounding). Off by default.
@@ -228,7 +228,8 @@ class Distiller(BaseModel):
     def loss(self, inputs: torch.Tensor,
              data_samples: Optional[List]) -> Dict[str, torch.Tensor]:
         """The student's own losses plus one key per distillation term."""
-        with self.student_taps as student_out:
+        with self.student_taps as student_out, \
+                self.teacher_run.student_records() as for_teacher:
             losses = _rename_bare_loss(
                 self.student(inputs, data_samples, mode='loss'))
         clash = set(self.terms) & set(losses)
@@ -243,7 +244,8 @@ class Distiller(BaseModel):
                        next(self.student.parameters()).new_zeros(()))
             losses.update({name: zero for name in self.terms})
             return losses
-        teacher_out = self.teacher_run(inputs, data_samples)
+        teacher_out = self.teacher_run(
+            inputs, data_samples, student=for_teacher)
         for name, term in self.terms.items():
             losses[name] = self.distill_scale * term(
                 student_out[term.student_tap], teacher_out[term.teacher_tap])
@@ -261,10 +263,13 @@ class Distiller(BaseModel):
     def run_teacher(self,
                     inputs: torch.Tensor,
                     data_samples: Optional[List],
-                    fp32: bool = False) -> Taps:
+                    fp32: bool = False,
+                    student: Optional[Taps] = None) -> Taps:
         """What each teacher tap recorded for the student's batch;
-        ``fp32=True`` without the teacher's autocast."""
-        return self.teacher_run(inputs, data_samples, fp32)
+        ``fp32=True`` without the teacher's autocast. ``student``: what
+        ``teacher_run.student_records()`` recorded in a student forward,
+        for a teacher forward that needs it (a two-stage teacher's RoIs)."""
+        return self.teacher_run(inputs, data_samples, fp32, student)
 
     def _guard_terms(self, losses: Dict[str, Any],
                      inputs: torch.Tensor) -> None:

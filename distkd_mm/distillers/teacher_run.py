@@ -6,7 +6,7 @@ it records (the taps) and the fp32 retry of a half-precision overflow: one
 object, so that ``Distiller.loss`` reads as student, teacher, terms, guard.
 """
 from contextlib import nullcontext
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Union
 
 import torch
 from torch import nn
@@ -28,8 +28,8 @@ class TeacherRun:
         inputs: Maps the student's batch to the teacher's.
         autocast: ``None``, ``'auto'``, ``'bf16'`` or ``'fp16'``.
         channels_last: True, False or ``'auto'`` (CUDA only).
-        forward: A callable ``fn(teacher, inputs, data_samples)`` run instead
-            of ``teacher(..., mode='tensor')`` (two-stage detectors).
+        forward: A teacher-forward strategy run instead of
+            ``teacher(..., mode='tensor')`` (see :mod:`.teacher_forward`).
         fuse: Fold BatchNorms (see :class:`.FastTeacher`).
         compile: Compile the backbone (see :class:`.FastTeacher`).
         guard: Check the taps for NaN/Inf and retry an overflow in fp32.
@@ -51,20 +51,30 @@ class TeacherRun:
         self._is_channels_last = False
         self._warned: set = set()
 
+    def student_records(self) -> ContextManager[Optional[Taps]]:
+        """The scope, around the student's forward, in which the teacher
+        forward records what it needs of the student's step (a two-stage
+        student's RoIs); it gives None when the forward needs nothing."""
+        recorder = getattr(self.forward, 'student_recorder', None)
+        return nullcontext() if recorder is None else recorder
+
     def __call__(self,
                  inputs: torch.Tensor,
                  data_samples: Optional[List],
-                 fp32: bool = False) -> Taps:
+                 fp32: bool = False,
+                 student: Optional[Taps] = None) -> Taps:
         """What each teacher tap recorded for the student's batch
-        ``inputs``; ``fp32=True`` without the teacher's autocast."""
+        ``inputs``; ``fp32=True`` without the teacher's autocast;
+        ``student`` is what :meth:`student_records` recorded."""
         inputs = self.inputs(inputs, data_samples)
-        outputs = self._run(inputs, data_samples, fp32)
+        outputs = self._run(inputs, data_samples, fp32, student)
         if self.guard and not fp32:
-            outputs = self._retry_overflow(outputs, inputs, data_samples)
+            outputs = self._retry_overflow(outputs, inputs, data_samples,
+                                           student)
         return outputs
 
     def _run(self, inputs: torch.Tensor, data_samples: Optional[List],
-             fp32: bool) -> Taps:
+             fp32: bool, student: Optional[Taps]) -> Taps:
         device = _device(inputs)
         dtype = None if fp32 else teacher_dtype(self.autocast, device)
         precision = nullcontext() if dtype is None else torch.autocast(
@@ -75,19 +85,23 @@ class TeacherRun:
                 self._is_channels_last = True
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), precision:
-            return self.fast(lambda: self._record(inputs, data_samples))
+            return self.fast(
+                lambda: self._record(inputs, data_samples, student))
 
-    def _record(self, inputs: torch.Tensor,
-                data_samples: Optional[List]) -> Taps:
+    def _record(self, inputs: torch.Tensor, data_samples: Optional[List],
+                student: Optional[Taps]) -> Taps:
         with self.taps as outputs:
             if self.forward is None:
                 self.teacher(inputs, data_samples, mode='tensor')
-            else:
+            elif student is None:
                 self.forward(self.teacher, inputs, data_samples)
+            else:
+                self.forward(self.teacher, inputs, data_samples, student)
         return outputs
 
     def _retry_overflow(self, outputs: Taps, inputs: torch.Tensor,
-                        data_samples: Optional[List]) -> Taps:
+                        data_samples: Optional[List],
+                        student: Optional[Taps]) -> Taps:
         """Teacher taps must be finite; an fp16/bf16 overflow is recomputed
         in fp32 for this step (see :mod:`.nonfinite`)."""
         bad = self._nonfinite(outputs)
@@ -103,7 +117,7 @@ class TeacherRun:
                 f'{self.term_of[tap]}: teacher tap {tap!r} gave NaN/Inf under '
                 f'{dtype} autocast; recomputing the teacher in fp32 for each '
                 'such step (logged once per tap).')
-        outputs = self._run(inputs, data_samples, fp32=True)
+        outputs = self._run(inputs, data_samples, True, student)
         bad = self._nonfinite(outputs)
         if bad:
             raise teacher_error(self.term_of[bad[0]], bad[0], recomputed=True)

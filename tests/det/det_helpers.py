@@ -19,7 +19,7 @@ from mmengine.registry import MODELS, DefaultScope
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 # Imported directly so they register even before the package imports them.
 import distkd_mm.distillers.connectors  # noqa: F401
-import distkd_mm.distillers.two_stage  # noqa: F401
+import distkd_mm.distillers.teacher_forward  # noqa: F401
 import distkd_mm.losses.mimic_loss  # noqa: F401
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

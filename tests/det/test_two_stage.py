@@ -10,7 +10,7 @@ import torch
 from det_helpers import (build_in_mmdet, det_samples, tiny_backbone,
                          tiny_detector)
 
-from distkd_mm.distillers.two_stage import RoITeacherForward
+from distkd_mm.distillers.teacher_forward import RoITeacherForward
 
 STUDENT = 'faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'
 TEACHER = 'cascade_rcnn/cascade-mask-rcnn_r50_fpn_20e_coco.py'
@@ -53,8 +53,10 @@ class RoIProbe:
         self.rois = []
         self.replace = replace
         extractor = model.student.roi_head.bbox_roi_extractor
-        # prepend: runs before RoITeacherForward's capture hook.
-        self.handle = extractor.register_forward_pre_hook(self, prepend=True)
+        # Registered before the step, so it runs before the hook that
+        # RoITeacherForward's recorder adds for the step: the teacher gets
+        # the replaced RoIs, as the student's extractor does.
+        self.handle = extractor.register_forward_pre_hook(self)
 
     def __call__(self, module, args):
         feats, rois = args[:2]
@@ -95,6 +97,19 @@ def test_teacher_logits_have_one_row_per_student_roi(distiller, batch):
     assert num_rois == 2 * 512
     assert s_logits.shape == t_logits.shape == (num_rois, 81)
     assert not t_logits.requires_grad
+
+
+def test_teacher_logits_are_its_first_stage_head_on_the_student_rois(
+        distiller, batch):
+    rois, _, t_logits = run_step(distiller, batch)
+    teacher = distiller.teacher
+    extractor = teacher.roi_head.bbox_roi_extractor[0]
+    with torch.no_grad():
+        feats = teacher.extract_feat(
+            distiller.teacher_inputs(batch['inputs'], batch['data_samples']))
+        expected, _ = teacher.roi_head.bbox_head[0](
+            extractor(feats[:extractor.num_inputs], rois))
+    torch.testing.assert_close(t_logits, expected)
 
 
 def test_teacher_rows_follow_the_student_rois(distiller, batch):
@@ -139,21 +154,52 @@ def test_teacher_runs_backbone_neck_and_first_stage_only(distiller, batch):
          'roi_head.bbox_roi_extractor.2')) or 'loss' in name), sorted(ran)
 
 
-def test_without_captured_rois_the_call_fails_clearly(distiller, batch):
-    forward = RoITeacherForward()
-    with pytest.raises(RuntimeError, match='captured no RoIs'):
-        forward(distiller.teacher, batch['inputs'], batch['data_samples'])
+@pytest.mark.parametrize('student', [None, {}])
+def test_without_the_student_rois_the_call_fails_clearly(
+        distiller, batch, student):
+    forward = distiller.teacher_run.forward
+    with pytest.raises(RuntimeError, match='got no RoIs'):
+        forward(distiller.teacher, batch['inputs'], batch['data_samples'],
+                student)
 
 
-def test_student_in_eval_mode_captures_nothing(distiller, batch):
-    # Validation forwards must not feed the teacher stale RoIs.
+def forward_hooks(model):
+    return {
+        name: len(m._forward_hooks) + len(m._forward_pre_hooks)
+        for name, m in model.named_modules()
+        if m._forward_hooks or m._forward_pre_hooks
+    }
+
+
+def test_no_hook_stays_on_student_or_teacher_between_steps(distiller, batch):
+    # The RoIs are recorded in the step's scope only, like the taps: with
+    # no hook outside it, a validation forward records nothing and no RoI
+    # of one step can reach the next.
+    run_step(distiller, batch)
+    assert forward_hooks(distiller.student) == {}
+    assert forward_hooks(distiller.teacher) == {}
     distiller.eval()
     try:
         with torch.no_grad():
             distiller(batch['inputs'], batch['data_samples'], mode='predict')
-        assert distiller.teacher_run.forward._rois == []
     finally:
         distiller.train()
+    assert forward_hooks(distiller.student) == {}
+
+    # A step that fails in the student (here: in its RoI extractor) leaves
+    # no hook either.
+    def broken(*args):
+        raise KeyError('broken step')
+
+    extractor = distiller.student.roi_head.bbox_roi_extractor
+    handle = extractor.register_forward_hook(broken)
+    try:
+        with pytest.raises(KeyError, match='broken step'):
+            distiller.loss(batch['inputs'], batch['data_samples'])
+    finally:
+        handle.remove()
+    assert forward_hooks(distiller.student) == {}
+    assert forward_hooks(distiller.teacher) == {}
 
 
 def test_a_folded_teacher_classifies_the_same_student_rois(batch):

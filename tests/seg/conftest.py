@@ -15,7 +15,7 @@ from distkd_testing import save_random_teacher
 from mmengine.registry import MODELS, DefaultScope
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss)
-import distkd_mm.distillers.seg_heads  # noqa: F401  (EncoderDecoderHeads)
+import distkd_mm.distillers.teacher_forward  # noqa: F401
 
 IMG_SUFFIX = '_leftImg8bit.png'
 SEG_SUFFIX = '_gtFine_labelTrainIds.png'

@@ -5,7 +5,7 @@ from mmengine.registry import MODELS, DefaultScope
 from torch import nn
 
 from distkd_mm.distillers.recorder import Recorder
-from distkd_mm.distillers.seg_heads import EncoderDecoderHeads
+from distkd_mm.distillers.teacher_forward import EncoderDecoderHeads
 
 
 def build(cfg: dict) -> nn.Module:

@@ -36,10 +36,8 @@ def build_distiller(task: Task,
     cfg = Config.fromfile(osp.join(REPO, task.config))
     import_modules_from_strings(**cfg.get('custom_imports', {}))
     # Modules the configs name (two-stage teachers, segmentation heads).
-    import_modules_from_strings([
-        'distkd_mm', 'distkd_mm.distillers.two_stage',
-        'distkd_mm.distillers.seg_heads'
-    ])
+    import_modules_from_strings(
+        ['distkd_mm', 'distkd_mm.distillers.teacher_forward'])
     model_cfg = cfg.model
     model_cfg.teacher_ckpt = None
     model_cfg.teacher_pretrained = False

@@ -34,31 +34,29 @@ def case_fn(model: torch.nn.Module, case: str, inputs: torch.Tensor,
             optim.zero_grad(set_to_none=True)
 
         return train_step
-    rois = _student_rois(model, inputs, samples)
+    student = _student_records(model, inputs, samples)
 
     def teacher_step() -> None:
         if case == 'teacher_loss':
             with torch.no_grad(), _precision(device, amp):
                 model.teacher(inputs, samples, mode='loss')
         else:
-            if rois is not None:
-                model.teacher_run.forward._rois[:] = rois
             with _precision(device, amp):
-                model.run_teacher(inputs, samples)
+                model.run_teacher(inputs, samples, student=student)
 
     return teacher_step
 
 
-def _student_rois(model: torch.nn.Module, inputs: torch.Tensor,
-                  samples: list) -> Optional[list]:
-    """A two-stage teacher classifies the student's sampled RoIs: capture
-    them from one student forward, to run the teacher alone on them."""
-    rois = getattr(model.teacher_run.forward, '_rois', None)
-    if rois is None:
-        return None
-    with torch.no_grad():
+def _student_records(model: torch.nn.Module, inputs: torch.Tensor,
+                     samples: list) -> Optional[dict]:
+    """What the teacher forward needs of a student step (a two-stage
+    teacher classifies the student's sampled RoIs), recorded from one
+    student forward, to run the teacher alone on it; None if nothing."""
+    if getattr(model.teacher_run.forward, 'student_recorder', None) is None:
+        return None  # no student forward spent on a teacher that needs none
+    with torch.no_grad(), model.teacher_run.student_records() as records:
         model.student(inputs, samples, mode='loss')
-    return list(rois)
+    return records
 
 
 def dist_fn(variant: str, scale: float,
