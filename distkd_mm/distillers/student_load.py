@@ -16,9 +16,8 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..utils.checkpoint import is_resuming
+from ..utils.student_layout import STUDENT_PREFIX, is_distiller_state
 from ..utils.weights import MIN_LOADED_SHARE, count_fit, state_differences
-
-PREFIX = 'student.'
 
 
 def fit_checkpoint(module: nn.Module, state_dict: dict, prefix: str, *args,
@@ -49,7 +48,7 @@ def fit_checkpoint(module: nn.Module, state_dict: dict, prefix: str, *args,
                 'in its own `--work-dir` (with `load_from=CHECKPOINT` to '
                 'start from its weights).')
         return
-    if any(k.startswith(PREFIX) for k in own):
+    if is_distiller_state(own):
         return  # a Distiller checkpoint: MMEngine's load as before
     student = module.student.state_dict()
     fitting, total = count_fit(own, student)
@@ -68,5 +67,6 @@ def fit_checkpoint(module: nn.Module, state_dict: dict, prefix: str, *args,
         f'Distiller\'s student: {counts}.',
         logger='current',
         level=logging.INFO if fitting == total else logging.WARNING)
+    to_student = prefix + STUDENT_PREFIX
     for key in list(own):
-        state_dict[prefix + PREFIX + key] = state_dict.pop(prefix + key)
+        state_dict[to_student + key] = state_dict.pop(prefix + key)

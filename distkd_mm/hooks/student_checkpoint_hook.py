@@ -10,10 +10,8 @@ checkpoint for a Distiller, and otherwise refuses a checkpoint that fills
 fewer than half of the model's weights (same key and shape).
 """
 import logging
-import re
 from typing import Dict
 
-import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -21,16 +19,9 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ..distillers import Distiller
-
-PREFIX = 'student.'
-# Fewer fitting weights than this share of the model's: it would be
-# evaluated mostly at random (integer BatchNorm counters do not count).
-MIN_SHARE = 0.5
-
-
-def _bare(key: str) -> str:
-    # MMEngine's load strips this prefix too (revise_keys' default).
-    return re.sub(r'^module\.', '', key)
+from ..utils.student_layout import (STUDENT_PREFIX, as_distiller_state,
+                                    bare_key, student_state)
+from ..utils.weights import MIN_LOADED_SHARE, count_fit
 
 
 @HOOKS.register_module()
@@ -53,40 +44,32 @@ class StudentCheckpointHook(Hook):
         state = checkpoint.get('state_dict', checkpoint)
         # tools/test.py (the libraries' own) sets the config's load_from.
         source = runner.cfg.get('load_from') or 'the checkpoint'
-        shapes = {
-            k: tuple(v.shape)
-            for k, v in model.state_dict().items()
-            if isinstance(v, torch.Tensor) and v.is_floating_point()
-        }
-        fitted = fit_state_dict(state, shapes, isinstance(model, Distiller),
-                                source)
+        fitted = fit_state_dict(state, model.state_dict(),
+                                isinstance(model, Distiller), source)
         if fitted is not state:
             state.clear()
             state.update(fitted)
 
 
-def fit_state_dict(state: Dict, model_shapes: Dict[str, tuple],
-                   is_distiller: bool, source: str) -> Dict:
-    """``state`` as it should be loaded into a model whose state dict has
-    ``model_shapes`` (key -> shape).
+def fit_state_dict(state: Dict, model_state: Dict, is_distiller: bool,
+                   source: str) -> Dict:
+    """``state`` as it should be loaded into a model of ``model_state``.
 
     Raises:
-        RuntimeError: in no layout do at least half of the model's weights
-            find a tensor of the same key and shape in ``state``.
+        RuntimeError: in no layout do at least half of the model's float
+            tensors find a tensor of the same key and shape in ``state``
+            (the fit rule, :func:`~distkd_mm.utils.weights.count_fit`).
     """
-    if _fits(state, model_shapes):
+    if _fills_half(state, model_state):
         return state
     if is_distiller:
-        fitted = {PREFIX + _bare(k): v for k, v in state.items()}
+        fitted = as_distiller_state(state)
         what = 'a plain model checkpoint: loading it as the student'
     else:
-        fitted = {
-            _bare(k)[len(PREFIX):]: v
-            for k, v in state.items() if _bare(k).startswith(PREFIX)
-        }
+        fitted = student_state(state)
         what = (f'a Distiller checkpoint: loading its {len(fitted)} '
-                '`student.` tensors into the plain student model')
-    if _fits(fitted, model_shapes):
+                f'`{STUDENT_PREFIX}` tensors into the plain student model')
+    if _fills_half(fitted, model_state):
         print_log(
             f'{source} is {what}.', logger='current', level=logging.WARNING)
         return fitted
@@ -96,20 +79,22 @@ def fit_state_dict(state: Dict, model_shapes: Dict[str, tuple],
                 'with its own distiller config, or export its student and '
                 f'test that: python tools/export_student.py {source} '
                 'student.pth')
+    _, total = count_fit(state, model_state)
     raise RuntimeError(
-        f'{source} does not fit the model: fewer than {MIN_SHARE:.0%} of its '
-        f'{len(model_shapes)} weights find a tensor of the same key and '
-        f'shape (e.g. {sorted(state)[:3]} vs {sorted(model_shapes)[:3]}); '
-        f'evaluating it would score random weights. {hint}')
+        f'{source} does not fit the model: fewer than '
+        f'{MIN_LOADED_SHARE:.0%} of its {total} weights find a tensor of '
+        f'the same key and shape (e.g. {sorted(state)[:3]} vs '
+        f'{sorted(model_state)[:3]}); evaluating it would score random '
+        f'weights. {hint}')
 
 
-def _fits(state: Dict, model_shapes: Dict[str, tuple]) -> bool:
-    """Whether ``state`` fills at least half of the model's weights."""
-    fitting = sum(
-        isinstance(v, torch.Tensor) and v.is_floating_point()
-        and tuple(v.shape) == model_shapes.get(_bare(k))
-        for k, v in state.items())
-    return fitting >= MIN_SHARE * len(model_shapes) and fitting > 0
+def _fills_half(state: Dict, model_state: Dict) -> bool:
+    # MMEngine's load strips a DDP wrapper's prefix from the keys too.
+    fitting, total = count_fit({
+        bare_key(k): v
+        for k, v in state.items()
+    }, model_state)
+    return fitting > 0 and fitting >= MIN_LOADED_SHARE * total
 
 
 def add_student_checkpoint_hook(cfg: Config) -> Config:

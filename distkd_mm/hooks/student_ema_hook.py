@@ -9,6 +9,9 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS, MODELS
 from mmengine.runner.checkpoint import load_state_dict
 
+from ..utils.student_layout import (EMA_STATE, STUDENT_PREFIX, ema_model_key,
+                                    student_state)
+
 
 @HOOKS.register_module()
 class StudentEMAHook(EMAHook):
@@ -35,28 +38,25 @@ class StudentEMAHook(EMAHook):
         if is_model_wrapper(model):
             model = model.module
         student = getattr(model, 'student', None)
-        self.prefix = 'student.' if student is not None else ''
+        self.prefix = STUDENT_PREFIX if student is not None else ''
         self.src_model = student if student is not None else model
         self.ema_model = MODELS.build(
             self.ema_cfg, default_args=dict(model=self.src_model))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if 'ema_state_dict' in checkpoint and runner._resume:
+        if EMA_STATE in checkpoint and runner._resume:
             self._swap_ema_state_dict(checkpoint)
             self.ema_model.load_state_dict(
-                checkpoint['ema_state_dict'], strict=self.strict_load)
+                checkpoint[EMA_STATE], strict=self.strict_load)
             return
         if runner._resume:
             print_log(
                 'There is no `ema_state_dict` in checkpoint. `StudentEMAHook`'
                 ' will make a copy of `state_dict` as the initial '
                 '`ema_state_dict`', 'current', logging.WARNING)
-        n = len(self.prefix)
-        state = {
-            k[n:]: v
-            for k, v in checkpoint['state_dict'].items()
-            if k.startswith(self.prefix)
-        }
+        state = checkpoint['state_dict']
+        if self.prefix:
+            state = student_state(state)
         load_state_dict(
             self.ema_model.module,
             copy.deepcopy(state),
@@ -64,9 +64,9 @@ class StudentEMAHook(EMAHook):
 
     def _swap_ema_state_dict(self, checkpoint: dict) -> None:
         model_state = checkpoint['state_dict']
-        ema_state = checkpoint['ema_state_dict']
+        ema_state = checkpoint[EMA_STATE]
         for key in ema_state:
-            if key.startswith('module.'):
-                src_key = self.prefix + key[len('module.'):]
+            src_key = ema_model_key(key, self.prefix)
+            if src_key is not None:
                 ema_state[key], model_state[src_key] = (model_state[src_key],
                                                         ema_state[key])

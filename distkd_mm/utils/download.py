@@ -59,7 +59,6 @@ import logging
 import os
 import os.path as osp
 import re
-import secrets
 import stat
 import time
 import zlib
@@ -71,6 +70,7 @@ from urllib.request import HTTPRedirectHandler, Request, build_opener
 import torch
 from mmengine.logging import print_log
 
+from .atomic import atomic_write, remove_stale_temps
 from .urls import full_url, has_secret, redact_url
 
 # A torch hub / OpenMMLab hash: '-' then 8-64 hex digits, one a letter.
@@ -296,7 +296,7 @@ def _fetch(url: str, path: str, check_complete: Optional[Callable],
     try:
         folder_fd = _open_key_folder(folder, shown)
         try:
-            _remove_stale_partials(folder_fd)
+            remove_stale_temps(folder_fd, older_than=STALE_PARTIAL_S)
             if _cached_file_ok(folder_fd, name, path, shown):
                 return path
             legacy = _torch_hub_copy(path)
@@ -446,35 +446,24 @@ def _download(url: str, shown: str, folder_fd: int, path: str,
               check_complete: Optional[Callable],
               limits: DownloadLimits) -> None:
     folder, name = osp.split(path)
-    partial = f'{name}.{secrets.token_hex(4)}.partial'
-    # O_CREAT applies the umask to 0o666, as torch hub's files get.
-    fd = os.open(
-        partial,
-        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-        0o666,
-        dir_fd=folder_fd)
-    try:
-        with os.fdopen(fd, 'wb') as out:
-            expected, size = _copy_body(url, shown, path, out, limits)
-            out.flush()
-            os.fsync(out.fileno())
-        if expected is not None and size != expected:
-            raise DownloadError(
-                f'The download of {shown} stopped after {size} of {expected} '
-                'bytes (the server closed the connection); nothing was kept '
-                f'in the cache file {path}. Run again to download it again.')
+
+    def check(partial: str) -> None:
         if expected is None and check_complete is not None:
             check_complete(osp.join(folder, partial))
         digest = name_hash(name)
         if digest is not None:
             _check_hash(digest, _sha256_at(folder_fd, partial),
                         f'The download of {shown}')
-        os.rename(partial, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
-    finally:
-        try:
-            os.unlink(partial, dir_fd=folder_fd)
-        except FileNotFoundError:
-            pass
+
+    # Relative to the key folder's descriptor: nothing is written through
+    # a link planted at the folder's path meanwhile.
+    with atomic_write(name, dir_fd=folder_fd, check=check) as out:
+        expected, size = _copy_body(url, shown, path, out, limits)
+        if expected is not None and size != expected:
+            raise DownloadError(
+                f'The download of {shown} stopped after {size} of {expected} '
+                'bytes (the server closed the connection); nothing was kept '
+                f'in the cache file {path}. Run again to download it again.')
 
 
 class _Redirects(HTTPRedirectHandler):
@@ -678,18 +667,3 @@ def _progress(shown: str, size: int, expected: Optional[int],
     if expected and rate > 0:
         text += f', about {(expected - size) / rate / 60:.0f} min left'
     return text
-
-
-def _remove_stale_partials(folder_fd: int) -> None:
-    """Remove ``*.partial`` entries that no process wrote to for an hour."""
-    now = time.time()
-    for name in os.listdir(folder_fd):
-        if not name.endswith('.partial'):
-            continue
-        try:
-            info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
-            if not stat.S_ISDIR(info.st_mode) and \
-                    now - info.st_mtime > STALE_PARTIAL_S:
-                os.unlink(name, dir_fd=folder_fd)
-        except OSError:
-            pass  # another process removed or renamed it meanwhile
