@@ -1,5 +1,5 @@
-# DIST + mimic (the seed's "DIST+mimic" column: 41.8 box AP): the DIST config
-# plus the FPN mimic term (P2-P6) of _base_/fpn_mimic.py.
+# DIST + mimic (the seed's "DIST+mimic" column, configs/seed_results.yml): the
+# DIST config plus the FPN mimic term (P2-P6) of _base_/fpn_mimic.py.
 _base_ = [
     './dist_cascade-mask-rcnn-x101_faster-rcnn-r50_8xb2-2x_coco.py',
     './_base_/fpn_mimic.py'

@@ -1,9 +1,9 @@
-# DIST, Cascade Mask R-CNN ResNeXt-101-64x4d -> Faster R-CNN ResNet-50 on
-# COCO (the seed's two-stage row: 38.4 -> 40.4 box AP). The student recipe is
-# mmdet's Faster R-CNN R50 2x (SGD lr 0.02, steps at 16/22, 8 GPUs x 2
-# images); the teacher is mmdet's Cascade Mask R-CNN X101-64x4d 20e (45.6 box
-# AP) with its model-zoo weights. The teacher's RoI forward and the DIST term
-# (RoI classifier logits, the teacher's first stage) are in
+# DIST, Cascade Mask R-CNN ResNeXt-101-64x4d -> Faster R-CNN ResNet-50 on COCO
+# (the seed's two-stage row; its numbers: configs/seed_results.yml). The
+# student recipe is mmdet's Faster R-CNN R50 2x (SGD lr 0.02, steps at 16/22, 8
+# GPUs x 2 images); the teacher is mmdet's Cascade Mask R-CNN X101-64x4d 20e
+# with its model-zoo weights. The teacher's RoI forward and the DIST term (RoI
+# classifier logits, the teacher's first stage) are in
 # _base_/dist_two_stage.py.
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',

@@ -1,10 +1,10 @@
-# DIST, RetinaNet ResNeXt-101-64x4d -> RetinaNet ResNet-50 on COCO (the
-# seed's single-stage row: 37.4 -> 39.8 box AP). The student recipe is
-# mmdet's own RetinaNet R50 2x one (SGD lr 0.01, steps at 16/22, 8 GPUs x 2
-# images); the teacher is mmdet's RetinaNet X101-64x4d 1x (41.0 box AP) with
-# its model-zoo weights. The teacher runs in `tensor` mode: backbone, neck
-# and head forward only, no anchor assignment and no losses. The DIST term
-# (sigmoid scores of the classification conv) is in _base_/dist_retinanet.py.
+# DIST, RetinaNet ResNeXt-101-64x4d -> RetinaNet ResNet-50 on COCO (the seed's
+# single-stage row; its numbers: configs/seed_results.yml). The student recipe
+# is mmdet's own RetinaNet R50 2x one (SGD lr 0.01, steps at 16/22, 8 GPUs x 2
+# images); the teacher is mmdet's RetinaNet X101-64x4d 1x with its model-zoo
+# weights. The teacher runs in `tensor` mode: backbone, neck and head forward
+# only, no anchor assignment and no losses. The DIST term (sigmoid scores of
+# the classification conv) is in _base_/dist_retinanet.py.
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
     './_base_/dist_retinanet.py'

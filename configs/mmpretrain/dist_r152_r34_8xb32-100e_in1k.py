@@ -1,6 +1,6 @@
 # DIST, ResNet-152 -> ResNet-34 on ImageNet (the seed's "stronger teachers"
 # table, baseline recipe). Seed protocol: the seed's teacher, torchvision's
-# ResNet-152 (IMAGENET1K_V1, 78.31 top-1), its keys remapped to mmpretrain's
+# ResNet-152 (IMAGENET1K_V1), its keys remapped to mmpretrain's
 # ResNet at load time. Variant with mmpretrain's teacher:
 # dist_r152-mmpretrain_r34_8xb32-100e_in1k.py.
 _base_ = './_base_/dist_in1k_baseline.py'

@@ -1,6 +1,6 @@
 # DIST, ResNet-34 -> ResNet-18 on ImageNet (the seed's baseline setting). Seed
-# protocol: the seed's teacher, torchvision's ResNet-34 (IMAGENET1K_V1, 73.31
-# top-1), its keys remapped to mmpretrain's ResNet at load time. Variant with
+# protocol: the seed's teacher, torchvision's ResNet-34 (IMAGENET1K_V1), its
+# keys remapped to mmpretrain's ResNet at load time. Variant with
 # mmpretrain's teacher: dist_r34-mmpretrain_r18_8xb32-100e_in1k.py.
 _base_ = './_base_/dist_in1k_baseline.py'
 

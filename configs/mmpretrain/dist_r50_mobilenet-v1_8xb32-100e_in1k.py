@@ -1,8 +1,7 @@
 # DIST, ResNet-50 -> MobileNetV1 on ImageNet (the seed's baseline setting).
-# Seed protocol: the seed's teacher, torchvision's ResNet-50 (IMAGENET1K_V1;
-# 76.16 top-1 in the seed's table), its keys remapped to mmpretrain's ResNet at
-# load time. Variant with mmpretrain's teacher:
-# dist_r50-mmpretrain_mobilenet-v1_8xb32-100e_in1k.py.
+# Seed protocol: the seed's teacher, torchvision's ResNet-50 (IMAGENET1K_V1),
+# its keys remapped to mmpretrain's ResNet at load time. Variant with
+# mmpretrain's teacher: dist_r50-mmpretrain_mobilenet-v1_8xb32-100e_in1k.py.
 _base_ = './_base_/dist_in1k_baseline.py'
 
 model = dict(

@@ -1,6 +1,6 @@
 # DIST, ResNet-50 -> ResNet-34 on ImageNet (the seed's "stronger teachers"
 # table, baseline recipe). Seed protocol: the seed's teacher, torchvision's
-# ResNet-50 (IMAGENET1K_V1, 76.13 top-1), its keys remapped to mmpretrain's
+# ResNet-50 (IMAGENET1K_V1), its keys remapped to mmpretrain's
 # ResNet at load time. Variant with mmpretrain's teacher:
 # dist_r50-mmpretrain_r34_8xb32-100e_in1k.py.
 _base_ = './_base_/dist_in1k_baseline.py'

@@ -1,8 +1,8 @@
-# Seed protocol of the seed's row DeepLabV3-R18 <- DeepLabV3-R101 (74.21 ->
-# 77.10 mIoU, teacher 78.07): the seed's networks (deep-stem ResNet-18
-# student with its DeepLabV3 head, 128 channels; CIRKD's DeepLabV3-R101
-# teacher), its data, schedule and checkpoint selection
-# (_base_/seed_cityscapes_40k.py) and DIST on both heads (weight 1 and 0.4).
+# Seed protocol of the seed's row DeepLabV3-R18 <- DeepLabV3-R101 (its numbers:
+# configs/seed_results.yml): the seed's networks (deep-stem ResNet-18 student
+# with its DeepLabV3 head, 128 channels; CIRKD's DeepLabV3-R101 teacher), its
+# data, schedule and checkpoint selection (_base_/seed_cityscapes_40k.py) and
+# DIST on both heads (weight 1 and 0.4).
 # Before training, convert the seed's ImageNet backbone and point at the
 # teacher file (see README.md):
 #   python tools/convert_cirkd_seg.py resnet18-imagenet.pth \

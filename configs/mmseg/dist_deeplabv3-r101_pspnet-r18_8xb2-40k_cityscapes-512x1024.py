@@ -1,5 +1,5 @@
-# Seed protocol of the seed's row PSPNet-R18 <- DeepLabV3-R101 (72.55 ->
-# 76.31 mIoU, teacher 78.07): the DeepLabV3-R18 sibling's networks, data,
+# Seed protocol of the seed's row PSPNet-R18 <- DeepLabV3-R101 (its numbers:
+# configs/seed_results.yml): the DeepLabV3-R18 sibling's networks, data,
 # schedule, fp32 CIRKD teacher and DIST terms, with the seed's PSP head
 # (bins 1/2/3/6, 128 channels) on the deep-stem ResNet-18 student.
 # Before training, convert the seed's ImageNet backbone and point at the

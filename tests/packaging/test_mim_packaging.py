@@ -2,6 +2,7 @@
 under ``distkd_mm/.mim`` (links in the editable install, copies in a
 wheel), so ``mim search`` and ``mim train`` work on the package."""
 import glob
+import json
 import os
 import os.path as osp
 import shutil
@@ -11,7 +12,7 @@ import zipfile
 
 import pytest
 import yaml
-from distkd_testing import REPO
+from distkd_testing import REPO, load_tool
 
 BIN = osp.dirname(sys.executable)
 MIM = osp.join(BIN, 'mim')
@@ -104,17 +105,60 @@ def test_model_index_lists_every_config_once_with_the_seeds_numbers():
     assert sorted(configs) == shipped
 
 
-def test_mim_search_lists_the_models_of_the_editable_install():
+# A config's collection by its folder and its algorithm (the config name's
+# first field).
+TASKS = {'mmpretrain': 'cls', 'mmdet': 'det', 'mmseg': 'seg'}
+ALGORITHMS = {'dist': 'DIST', 'kd': 'KD', 'dist-mimic': 'DIST+mimic'}
+
+
+def test_mim_search_gives_each_config_its_task_readme_and_collection(tmp_path):
+    """The records `mim search` builds (its --json dump of them) for the
+    editable install: each config points at the README of its own task
+    folder through a collection of its task and algorithm, and carries
+    the seed's number of configs/seed_results.yml."""
     # mim 0.3.x finds a package through its distribution's location; for a
     # PEP 660 editable install that is site-packages, which holds only its
     # metadata: the repository goes on the path (as the README says).
     path = os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')])
-    result = run([MIM, 'search', 'distkd_mm'], PYTHONPATH=path)
-    out = result.stdout
-    assert 'dist_retinanet-x101_retinanet-r50_8xb2-2x_coco' in out
-    assert 'dist_deeplabv3-r101_deeplabv3-r18_4xb2-80k_cityscapes-512x1024' \
-        in out
-    assert '72.07' in out  # the seed's R34 -> R18 top-1
+    dump = tmp_path / 'search.json'
+    run([MIM, 'search', 'distkd_mm', '--json', str(dump)], PYTHONPATH=path)
+    with open(dump) as f:
+        columns = json.load(f)  # pandas' layout: field -> model -> value
+    records = {
+        model: {
+            field: values[model]
+            for field, values in columns.items()
+            if values.get(model) is not None
+        }
+        for model in columns['config']
+    }
+    seed_tables = load_tool('misc/seed_tables')
+    table = seed_tables.load_table()
+    results = seed_tables.config_results(table)
+    assert sorted(r['config'] for r in records.values()) == sorted(results)
+    for model, record in records.items():
+        folder, name = record['config'].split('/')[1:]
+        assert name == f'{model}.py'
+        assert record['readme'] == f'configs/{folder}/README.md', model
+        algorithm = ALGORITHMS[name.split('_')[0]]
+        # mim lower-cases the collection name into the `model` field.
+        assert record['model'] == f'{algorithm}-{TASKS[folder]}'.lower()
+        entry = results[record['config']]
+        dataset = entry['dataset'].lower()
+        metric = '_'.join(
+            table['tasks'][entry['task']]['metric'].lower().split())
+        assert record[f'{dataset}/{metric}'] == entry['value'], model
+        assert record[f'{dataset}/note'].startswith(
+            'Results reported by the DIST paper')
+    # Five collections, each on the README of its task.
+    readmes = {r['model']: r['readme'] for r in records.values()}
+    assert readmes == {
+        'dist-cls': 'configs/mmpretrain/README.md',
+        'kd-cls': 'configs/mmpretrain/README.md',
+        'dist-det': 'configs/mmdet/README.md',
+        'dist+mimic-det': 'configs/mmdet/README.md',
+        'dist-seg': 'configs/mmseg/README.md',
+    }
 
 
 def test_wheel_install_trains_with_mim(wheel, demo_teacher_ckpt, tmp_path):

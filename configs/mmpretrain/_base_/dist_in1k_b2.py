@@ -7,8 +7,8 @@
 # every iteration), 96 images x 8 GPUs; the best checkpoint by (EMA) top-1
 # is kept. DIST on the logits, tau 1, weight 2 (./dist_logits.py).
 # Teacher: ResNet-50 "strikes back" with mmpretrain's own RSB-A1 weights
-# (80.12 top-1; the seed loads timm's `resnet50`, 80.1, whose exact file is
-# not recorded). Leaves set the student.
+# (the seed loads timm's `resnet50`, whose exact file is not recorded; the
+# top-1 of both: configs/mmpretrain/README.md). Leaves set the student.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
     'mmpretrain::_base_/default_runtime.py', './dist_logits.py'

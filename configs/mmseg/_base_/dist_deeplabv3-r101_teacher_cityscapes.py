@@ -1,5 +1,5 @@
 # The shared half of the seed's Cityscapes rows: the DeepLabV3-R101 teacher
-# from mmseg's model zoo (80.20 mIoU) and the DIST terms of ./dist_heads.py.
+# from mmseg's model zoo and the DIST terms of ./dist_heads.py.
 # Not a runnable config: a leaf lists it after the student's mmseg recipe in
 # `_base_` and builds `model` from these variables.
 _base_ = './dist_heads.py'

@@ -1,5 +1,5 @@
-# The seed's own teacher: CIRKD's DeepLabV3-ResNet101 (78.07 val mIoU;
-# `deeplabv3_resnet101_citys_best_model.pth`), rebuilt in mmseg modules
+# The seed's own teacher: CIRKD's DeepLabV3-ResNet101
+# (`deeplabv3_resnet101_citys_best_model.pth`), rebuilt in mmseg modules
 # (ResNetV1s-101 deep stem, SeedASPPHead 256 channels, FCN auxiliary head)
 # and read from the seed's file directly (`cirkd_segmentation` converter;
 # or convert it once with tools/convert_cirkd_seg.py). The DIST taps are
