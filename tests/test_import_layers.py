@@ -17,6 +17,7 @@ PACKAGE = 'distkd_mm'
 # type, while no distiller needs a hook.
 LAYERS = (
     ('', ),  # distkd_mm/__init__.py: registers everything, imported by none
+    ('import_effects', ),  # its changes to MMEngine, applied by the root
     ('apis', ),  # the application layer: config presets, CLI helpers
     ('hooks', ),
     ('distillers', ),
@@ -132,6 +133,14 @@ def test_no_module_imports_a_higher_layer_or_a_sibling():
     upward = upward_imports(import_graph(package_sources()))
     assert not upward, ('imports against the layers (move the shared code '
                         'down instead): ' + '; '.join(upward))
+
+
+def test_only_the_package_root_imports_the_import_effects():
+    # One module holds them, one call at import applies them: nothing else
+    # may apply them again or lean on them.
+    graph = import_graph(package_sources())
+    assert sorted(module for module, targets in graph.items()
+                  if f'{PACKAGE}.import_effects' in targets) == [PACKAGE]
 
 
 def test_a_function_level_import_that_closes_a_cycle_is_found():
