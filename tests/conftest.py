@@ -1,5 +1,7 @@
 """Shared fixtures: generated datasets and checkpoints."""
+import os
 import os.path as osp
+import tempfile
 
 import pytest
 import torch
@@ -14,6 +16,10 @@ def pytest_configure(config) -> None:
     core is left to the second pytest-xdist worker. Runs in the test
     process and on the command line then also sum in the same order."""
     torch.set_num_threads(1)
+    # The hub cache (``torchvision://`` and URL checkpoints) is the user's
+    # folder by default: a test must find only the files it wrote, so each
+    # test process (and what it starts) gets an empty one of its own.
+    os.environ['TORCH_HOME'] = tempfile.mkdtemp(prefix='distkd_torch_home_')
 
 
 @pytest.fixture
