@@ -7,7 +7,7 @@
 # _base_/dist_two_stage.py.
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
-    './_base_/dist_two_stage.py'
+    './_base_/dist_two_stage.py', '../_base_/seed_fp32_teacher.py'
 ]
 
 model = dict(
@@ -18,10 +18,7 @@ model = dict(
     teacher_ckpt='https://download.openmmlab.com/mmdetection/v2.0/'
     'cascade_rcnn/cascade_mask_rcnn_x101_64x4d_fpn_20e_coco/'
     'cascade_mask_rcnn_x101_64x4d_fpn_20e_coco_20200512_161033-bdb5126a.pth',
-    # fp32 teacher, as the seed's: bf16 moved the DIST loss of a trained
-    # student by 3.2e-3 (up to 9e-3 per batch) relative in
-    # tools/teacher_precision.py (README: teacher precision).
-    teacher_autocast=None,
+    teacher_autocast={{_base_.seed_teacher_autocast}},
     teacher_forward={{_base_.teacher_forward}},
     distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 

@@ -7,7 +7,7 @@
 # the classification conv) is in _base_/dist_retinanet.py.
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
-    './_base_/dist_retinanet.py'
+    './_base_/dist_retinanet.py', '../_base_/seed_fp32_teacher.py'
 ]
 
 model = dict(
@@ -18,10 +18,7 @@ model = dict(
     teacher_ckpt='https://download.openmmlab.com/mmdetection/v2.0/retinanet/'
     'retinanet_x101_64x4d_fpn_1x_coco/'
     'retinanet_x101_64x4d_fpn_1x_coco_20200130-366f5af1.pth',
-    # fp32 teacher, as the seed's: bf16 moved the DIST loss of a trained
-    # student by 3.2e-3 (up to 9e-3 per batch) relative in
-    # tools/teacher_precision.py (README: teacher precision).
-    teacher_autocast=None,
+    teacher_autocast={{_base_.seed_teacher_autocast}},
     distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 
 # The seed trains without gradient clipping, at lr 0.01.

@@ -9,7 +9,8 @@
 #       data/cirkd_ckpts/resnet18-imagenet_mmseg.pth
 _base_ = [
     './_base_/seed_cityscapes_40k.py',
-    './_base_/seed_deeplabv3-r101_teacher_cityscapes.py'
+    './_base_/seed_deeplabv3-r101_teacher_cityscapes.py',
+    '../_base_/seed_fp32_teacher.py'
 ]
 
 model = dict(
@@ -35,10 +36,7 @@ model = dict(
     teacher={{_base_.teacher}},
     teacher_ckpt={{_base_.teacher_ckpt}},
     teacher_ckpt_converter={{_base_.teacher_ckpt_converter}},
-    # fp32 teacher, as the seed's: bf16 moved the DIST loss of a trained
-    # student by 3.2e-3 (up to 9e-3 per batch) relative in
-    # tools/teacher_precision.py (README: teacher precision).
-    teacher_autocast=None,
+    teacher_autocast={{_base_.seed_teacher_autocast}},
     teacher_forward={{_base_.teacher_forward}},
     distill_losses=dict(
         loss_dist={{_base_.loss_dist}},

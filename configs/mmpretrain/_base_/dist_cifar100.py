@@ -9,7 +9,8 @@
 # checkpoint path.
 _base_ = [
     'mmpretrain::_base_/datasets/cifar100_bs16.py',
-    'mmpretrain::_base_/default_runtime.py'
+    'mmpretrain::_base_/default_runtime.py',
+    '../../_base_/seed_fp32_teacher.py'
 ]
 
 custom_imports = dict(imports=['distkd_mm'], allow_failed_imports=False)
@@ -36,10 +37,7 @@ model = dict(
     teacher=dict(type='ImageClassifier', head=dict(type='ClsHead')),
     teacher_ckpt=None,
     teacher_ckpt_converter='cifar_backbone',
-    # fp32 teacher, as the seed's: bf16 moved the DIST loss of a trained
-    # student by 3.2e-3 (up to 9e-3 per batch) relative in
-    # tools/teacher_precision.py (README: teacher precision).
-    teacher_autocast=None,
+    teacher_autocast={{_base_.seed_teacher_autocast}},
     # The backbones output the logits: tap the head, whose input they are.
     distill_losses=dict(
         loss_dist=dict(

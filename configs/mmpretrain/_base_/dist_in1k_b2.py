@@ -11,7 +11,8 @@
 # top-1 of both: configs/mmpretrain/README.md). Leaves set the student.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
-    'mmpretrain::_base_/default_runtime.py', './dist_logits.py'
+    'mmpretrain::_base_/default_runtime.py', './dist_logits.py',
+    '../../_base_/seed_fp32_teacher.py'
 ]
 
 # DISTRandAugment (below) is registered by distkd_mm.datasets.
@@ -62,10 +63,7 @@ model = dict(
     teacher='mmpretrain::resnet/resnet50_8xb256-rsb-a1-600e_in1k.py',
     teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
     'resnet50_8xb256-rsb-a1-600e_in1k_20211228-20e21305.pth',
-    # fp32 teacher, as the seed's: bf16 moved the DIST loss of a trained
-    # student by 3.2e-3 (up to 9e-3 per batch) relative in
-    # tools/teacher_precision.py (README: teacher precision).
-    teacher_autocast=None,
+    teacher_autocast={{_base_.seed_teacher_autocast}},
     distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 
 optim_wrapper = dict(

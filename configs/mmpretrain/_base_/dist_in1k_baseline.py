@@ -10,7 +10,10 @@
 # The best checkpoint by top-1 is kept, as the seed's checkpoint manager
 # does (validation every epoch). Leaves set the teacher (and change the
 # student where it is not R18).
-_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py', './dist_logits.py']
+_base_ = [
+    'mmpretrain::resnet/resnet18_8xb32_in1k.py', './dist_logits.py',
+    '../../_base_/seed_fp32_teacher.py'
+]
 
 model = dict(
     _delete_=True,
@@ -34,10 +37,7 @@ model = dict(
             init_cfg=None)),
     teacher=None,
     teacher_ckpt=None,
-    # fp32 teacher, as the seed's: bf16 moved the DIST loss of a trained
-    # student by 3.2e-3 (up to 9e-3 per batch) relative in
-    # tools/teacher_precision.py (README: teacher precision).
-    teacher_autocast=None,
+    teacher_autocast={{_base_.seed_teacher_autocast}},
     distill_losses=dict(loss_dist={{_base_.loss_dist}}))
 
 optim_wrapper = dict(
