@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from distkd_testing import REPO
 
 from distkd_mm.import_effects import EFFECTS
@@ -55,6 +56,7 @@ def test_every_listed_target_holds_the_packages_replacement():
     assert all(effect.change and effect.why for effect in EFFECTS)
 
 
+@pytest.mark.slow  # a fresh interpreter imports the whole stack twice
 def test_import_changes_exactly_the_listed_effects():
     # A fresh interpreter: this one imported distkd_mm long ago.
     script = osp.join(REPO, 'tests', 'import_state.py')
