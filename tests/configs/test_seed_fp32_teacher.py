@@ -27,6 +27,9 @@ def built() -> dict:
     return {osp.basename(p): Config.fromfile(p) for p in LEAVES}
 
 
+# Builds all 50 configs; MMEngine re-reads every package's metafiles for
+# each `pkg::` base (~30 s on 2 cores).
+@pytest.mark.slow
 def test_every_seed_config_ends_with_the_fragments_fp32_teacher(built):
     assert DEFAULT_PRECISION <= set(built) and len(built) > 40
     for name, cfg in built.items():
