@@ -73,13 +73,21 @@ def build(args: argparse.Namespace) -> tuple:
         model = MODELS.build(cfg.model)
         loader = Runner.build_dataloader(loader_cfg)
     if args.student_ckpt:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(
-            model.student,
-            args.student_ckpt,
-            map_location='cpu',
-            revise_keys=[(r'^student\.', ''), (r'^module\.', '')])
+        model.student.load_state_dict(student_of(args.student_ckpt))
     return model.to(args.device).eval(), loader
+
+
+def student_of(path: str) -> dict:
+    """The student's weights in a student or a Distiller checkpoint (the
+    averaged ones of an EMA run, as validation scored them)."""
+    from mmengine.runner import CheckpointLoader
+
+    from distkd_mm.utils import student_layout as layout
+    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    if layout.checkpoint_layout(checkpoint) == layout.PLAIN:
+        state = layout.state_dict_of(checkpoint)
+        return {layout.bare_key(k): v for k, v in state.items()}
+    return layout.student_weights(checkpoint)
 
 
 def set_precision(model, dtype: Optional[str]) -> None:
@@ -87,11 +95,17 @@ def set_precision(model, dtype: Optional[str]) -> None:
     model.teacher_run.autocast = dtype
 
 
-def teacher_outputs(model, inputs, samples, dtype) -> Dict[str, list]:
-    """The teacher's tap tensors in fp32 (``dtype=None``) or autocast."""
+def teacher_outputs(model,
+                    inputs,
+                    samples,
+                    dtype,
+                    student=None) -> Dict[str, list]:
+    """The teacher's tap tensors in fp32 (``dtype=None``) or autocast;
+    ``student``: what a two-stage teacher needs of the student's step."""
     from distkd_mm.distillers.nonfinite import tensors_of
     set_precision(model, dtype)
-    outputs = model.run_teacher(inputs, samples, fp32=dtype is None)
+    outputs = model.run_teacher(
+        inputs, samples, fp32=dtype is None, student=student)
     return {
         path: [t.float().clone() for call in calls for t in tensors_of(call)]
         for path, calls in outputs.items()
@@ -121,8 +135,11 @@ def measure(args: argparse.Namespace) -> dict:
                 break
             data = model.data_preprocessor(batch, training=False)
             inputs, samples = data['inputs'], data['data_samples']
-            ref = teacher_outputs(model, inputs, samples, None)
-            out = teacher_outputs(model, inputs, samples, low)
+            # Once per batch: both precisions see the same sampled RoIs.
+            student = model.teacher_run.record_student(model.student, inputs,
+                                                       samples)
+            ref = teacher_outputs(model, inputs, samples, None, student)
+            out = teacher_outputs(model, inputs, samples, low, student)
             for path in ref:
                 for a, b in zip(ref[path], out[path]):
                     max_diff = max(max_diff, float((a - b).abs().max()))

@@ -58,6 +58,18 @@ class TeacherRun:
         recorder = getattr(self.forward, 'student_recorder', None)
         return nullcontext() if recorder is None else recorder
 
+    def record_student(self, student: nn.Module, inputs: torch.Tensor,
+                       data_samples: Optional[List]) -> Optional[Taps]:
+        """What the teacher forward needs of a student step, from one
+        student loss forward without gradients: for running the teacher
+        alone (benchmarks, precision checks); None, and no student forward
+        spent, when the forward needs nothing."""
+        if getattr(self.forward, 'student_recorder', None) is None:
+            return None
+        with torch.no_grad(), self.student_records() as records:
+            student(inputs, data_samples, mode='loss')
+        return records
+
     def __call__(self,
                  inputs: torch.Tensor,
                  data_samples: Optional[List],

@@ -1,6 +1,6 @@
 """One step of each timed case, its set-up done once beforehand."""
 from contextlib import nullcontext
-from typing import Callable, Optional, Tuple
+from typing import Callable, Tuple
 
 import torch
 
@@ -34,7 +34,7 @@ def case_fn(model: torch.nn.Module, case: str, inputs: torch.Tensor,
             optim.zero_grad(set_to_none=True)
 
         return train_step
-    student = _student_records(model, inputs, samples)
+    student = model.teacher_run.record_student(model.student, inputs, samples)
 
     def teacher_step() -> None:
         if case == 'teacher_loss':
@@ -45,18 +45,6 @@ def case_fn(model: torch.nn.Module, case: str, inputs: torch.Tensor,
                 model.run_teacher(inputs, samples, student=student)
 
     return teacher_step
-
-
-def _student_records(model: torch.nn.Module, inputs: torch.Tensor,
-                     samples: list) -> Optional[dict]:
-    """What the teacher forward needs of a student step (a two-stage
-    teacher classifies the student's sampled RoIs), recorded from one
-    student forward, to run the teacher alone on it; None if nothing."""
-    if getattr(model.teacher_run.forward, 'student_recorder', None) is None:
-        return None  # no student forward spent on a teacher that needs none
-    with torch.no_grad(), model.teacher_run.student_records() as records:
-        model.student(inputs, samples, mode='loss')
-    return records
 
 
 def dist_fn(variant: str, scale: float,
