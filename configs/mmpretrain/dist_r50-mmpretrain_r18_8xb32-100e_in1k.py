@@ -7,3 +7,10 @@ model = dict(
     teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
     'resnet50_8xb32_in1k_20210831-ea4938fc.pth',
     teacher_ckpt_converter=None)
+# mmpretrain's teachers were trained on its own pipeline (mmcv's cv2
+# resizing): this variant keeps it; the seed config resizes with PIL.
+train_dataloader = dict(
+    dataset=dict(pipeline={{_base_.mmpretrain_train_pipeline}}))
+val_dataloader = dict(
+    dataset=dict(pipeline={{_base_.mmpretrain_test_pipeline}}))
+test_dataloader = val_dataloader

@@ -3,9 +3,11 @@
 # momentum 0.9), weight decay 1e-5 not on 1-D parameters (norms, biases),
 # 3 warm-up epochs from 1e-6 (one value per epoch), then lr x0.97 every 2.4
 # epochs, label smoothing 0.1, the seed's own RandAugment (rand-m9-mstd0.5:
-# DISTRandAugment) + random erasing 0.2, EMA of the weights (decay 0.9999,
-# every iteration), 96 images x 8 GPUs; the best checkpoint by (EMA) top-1
-# is kept. DIST on the logits, tau 1, weight 2 (./dist_logits.py).
+# DISTRandAugment) + random erasing 0.2 after normalisation
+# (DISTRandomErasing), PIL resizing, the last partial batch dropped, EMA of
+# the weights (decay 0.9999, every iteration), 96 images x 8 GPUs; the best
+# checkpoint by (EMA) top-1 is kept. DIST on the logits, tau 1, weight 2
+# (./dist_logits.py).
 # Teacher: ResNet-50 "strikes back" with mmpretrain's own RSB-A1 weights
 # (the seed loads timm's `resnet50`, whose exact file is not recorded; the
 # top-1 of both: configs/mmpretrain/README.md). Leaves set the student.
@@ -15,33 +17,37 @@ _base_ = [
     '../../_base_/seed_fp32_teacher.py'
 ]
 
-# DISTRandAugment (below) is registered by distkd_mm.datasets.
+# DISTRandAugment and DISTRandomErasing (below) are registered by
+# distkd_mm.datasets.
 custom_imports = dict(
     imports=['distkd_mm', 'distkd_mm.datasets'], allow_failed_imports=False)
 
-bgr_mean = [103.53, 116.28, 123.675]
-bgr_std = [57.375, 57.12, 58.395]
+# PIL resizing (mmcv's `pillow` backend), as the seed's torchvision
+# transforms on PIL images (see _base_/dist_in1k_baseline.py).
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224),
+    dict(type='RandomResizedCrop', scale=224, backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     # The seed's `rand-m9-mstd0.5`: its 19-op pool, non-increasing
     # magnitudes, 2 ops per image each with probability 0.5, magnitude
     # N(9, 0.5); fill = ImageNet mean, bilinear affine ops.
     dict(type='DISTRandAugment', magnitude=9, magnitude_std=0.5),
-    # timm's RandomErasing(0.2, mode='pixel'): per-pixel normal noise, which
-    # is `mode='rand'` with the dataset's mean/std before normalisation.
-    dict(
-        type='RandomErasing',
-        erase_prob=0.2,
-        mode='rand',
-        min_area_ratio=0.02,
-        max_area_ratio=1 / 3,
-        fill_color=bgr_mean,
-        fill_std=bgr_std),
+    # Random erasing runs after normalisation, in the student's data
+    # preprocessor (model.student.train_cfg below), as the seed's.
     dict(type='PackInputs'),
 ]
-train_dataloader = dict(batch_size=96, dataset=dict(pipeline=train_pipeline))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
+# The seed's loader drops the last partial batch (1668 iterations an epoch
+# on 8 GPUs, not 1669).
+train_dataloader = dict(
+    batch_size=96, drop_last=True, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 model = dict(
     type='Distiller',
@@ -50,6 +56,11 @@ model = dict(
         # backbone (and the head's init, where the seed's student differs
         # from PyTorch's default Linear init): set by the leaves
         neck=dict(type='GlobalAveragePooling'),
+        # timm's RandomErasing(0.2, mode='pixel') of the seed: one box of
+        # per-pixel N(0, 1) noise, unclipped, on the normalised batch. The
+        # teacher's batch is derived from this one, so it sees the same
+        # erased images, as the seed's teacher does.
+        train_cfg=dict(augments=dict(type='DISTRandomErasing', prob=0.2)),
         head=dict(
             type='LinearClsHead',
             num_classes=1000,

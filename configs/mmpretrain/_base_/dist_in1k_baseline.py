@@ -1,7 +1,8 @@
 # The seed's ImageNet "baseline setting" (resnet_dist.yaml) around a
 # ResNet-18 student: 100 epochs, SGD lr 0.1 momentum 0.9 Nesterov, weight
 # decay 1e-4 on conv/fc weights only (not on norm layers or biases), lr x0.1
-# at epochs 30/60/90, 32 images x 8 GPUs, RandomResizedCrop 224 + flip.
+# at epochs 30/60/90, 32 images x 8 GPUs, RandomResizedCrop 224 + flip
+# (PIL resizing, last partial batch dropped, as the seed's loader).
 # DIST on the logits (_base_/dist_logits.py): tau 1, weight 2, beside the
 # student's CE (weight 1).
 # The student is initialised as the seed's torchvision one: no zero-init of
@@ -39,6 +40,32 @@ model = dict(
     teacher_ckpt=None,
     teacher_autocast={{_base_.seed_teacher_autocast}},
     distill_losses=dict(loss_dist={{_base_.loss_dist}}))
+
+# Pixels as the seed's: it resizes with PIL (torchvision transforms on PIL
+# images), as its torchvision teachers were trained, and mmcv's `pillow`
+# backend gives the same pixels (mmcv's default cv2 bilinear does not: the
+# measurement is in configs/mmpretrain/README.md). mmpretrain's own (cv2)
+# pipelines stay available to the -mmpretrain variants, whose teachers were
+# trained on them.
+mmpretrain_train_pipeline = {{_base_.train_pipeline}}
+mmpretrain_test_pipeline = {{_base_.test_pipeline}}
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=224, backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
+# The seed's loader drops the last partial batch (5004 iterations an epoch
+# on 8 GPUs, not 5005).
+train_dataloader = dict(drop_last=True, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 optim_wrapper = dict(
     optimizer=dict(
