@@ -5,8 +5,10 @@ Every flag means what it means in that library: ``--out`` (mmdet: a
 ``.pkl`` of predictions, or the metrics with ``--out-item metrics``),
 ``--show``, ``--show-dir``, ``--wait-time``, ``--tta``, ``--work-dir``,
 ``--cfg-options``, ``--launcher``. The library is the config's
-``default_scope``. On top, this wrapper accepts ``pkg::path`` configs and
-runs ``--launcher pytorch`` on machines without CUDA (gloo).
+``default_scope``, and its script builds the config's ``runner_type``
+(mmseg's: always ``Runner``). On top, this wrapper accepts ``pkg::path``
+configs and runs ``--launcher pytorch`` on machines without CUDA (gloo),
+under the ``Runner`` or a FlexibleRunner's DDPStrategy.
 
     python tools/test.py CONFIG CHECKPOINT [the library's test.py flags]
 """
@@ -19,12 +21,12 @@ import sys
 import tempfile
 from typing import List
 
-import torch
-
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 from distkd_mm.apis.attach import load_config
-from distkd_mm.apis.cli import config_name
+from distkd_mm.apis.cli import config_name, fit_runner_to_launcher
 from distkd_mm.hooks import add_student_checkpoint_hook
+from distkd_mm.utils.student_layout import (bare_key, is_distiller_state,
+                                            student_state)
 from distkd_mm.utils.weights import (MIN_LOADED_SHARE, count_fit,
                                      unfit_submodules)
 
@@ -67,17 +69,17 @@ def main(argv: List[str]) -> None:
     # with StudentCheckpointHook (a Distiller checkpoint then loads into a
     # plain student config, or fails instead of scoring random weights).
     add_student_checkpoint_hook(cfg)
+    # The library's script sets the launcher; the runner it builds (the
+    # config's `runner_type`) then starts as tools/train.py's does: gloo
+    # and no CUDA device ids on a CPU, one device for a single process.
+    cfg.launcher = _launcher(rest)
+    for note in fit_runner_to_launcher(cfg):
+        print(note)
     config = osp.join(tmp.name, osp.basename(config.split('::')[-1]))
     cfg.dump(config)
     if '::' in args.config:
         if '--work-dir' not in rest and cfg.get('work_dir') is None:
             rest += ['--work-dir', f'./work_dirs/{config_name(args.config)}']
-    if _launcher(rest) == 'pytorch' and not torch.cuda.is_available():
-        # CPU-only DDP (smoke runs, CI): join a gloo group before the
-        # Runner would pick NCCL and CUDA device ids.
-        if not torch.distributed.is_initialized():
-            torch.distributed.init_process_group(backend='gloo')
-        rest += ['--cfg-options', 'model_wrapper_cfg.device_ids=None']
     sys.argv = [script, config, args.checkpoint, *rest]
     try:
         runpy.run_path(script, run_name='__main__')
@@ -110,11 +112,12 @@ def check_heads_fit(cfg, checkpoint: str) -> None:
         model_state = MODELS.build(copy.deepcopy(model_cfg)).state_dict()
     state = extract_state_dict(
         CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
-    if any(k.startswith('student.') for k in state):  # a Distiller's
-        state = {
-            k[len('student.'):]: v
-            for k, v in state.items() if k.startswith('student.')
-        }
+    # Only the student is evaluated; a FlexibleRunner's DDPStrategy saves
+    # the wrapper's `module.` keys, which MMEngine's load strips.
+    state = student_state(state) if is_distiller_state(state) else {
+        bare_key(k): v
+        for k, v in state.items()
+    }
     fitting, total = count_fit(state, model_state)
     if fitting < MIN_LOADED_SHARE * total:
         return  # StudentCheckpointHook refuses it, with the export hint

@@ -6,13 +6,13 @@ import argparse
 from typing import List, Optional, Tuple
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 from distkd_mm.apis.attach import (PRESETS, attach_teacher, guess_preset,
                                    load_config)
 from distkd_mm.apis.cli import (add_runner_args, apply_runner_args,
-                                check_auto_resume, split_student_options,
+                                build_runner, check_auto_resume,
+                                fit_runner_to_launcher, split_student_options,
                                 teacher_work_dir)
 from distkd_mm.apis.work_dir_lock import work_dir_lock
 from distkd_mm.utils.urls import hide_url_secrets
@@ -63,6 +63,8 @@ def build_config(args: argparse.Namespace) -> Tuple[Config, List[str]]:
                          '`--distill` should come with `--teacher`, but it '
                          'is missing; add `--teacher TEACHER_CONFIG`.')
     apply_runner_args(cfg, args)
+    # After --cfg-options: they may choose the runner or its strategy.
+    notes += fit_runner_to_launcher(cfg)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper
         if optim_wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
@@ -114,7 +116,8 @@ def main() -> None:
     # Before the Runner: a second live run in this work dir is refused
     # before it builds anything or writes a log folder.
     with work_dir_lock(cfg.work_dir, cfg.launcher):
-        runner = Runner.from_cfg(cfg)
+        # `runner_type` (FlexibleRunner + `strategy`) as mmdet's train.py.
+        runner = build_runner(cfg)
         for note in notes:
             runner.logger.info(note)
         check_auto_resume(runner, cfg)

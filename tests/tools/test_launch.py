@@ -1,4 +1,5 @@
 """Distributed launch on CPU: tools/dist_train.sh (torchrun), 2 ranks."""
+import math
 import os
 import os.path as osp
 import socket
@@ -7,7 +8,10 @@ import sys
 
 import pytest
 import torch
-from distkd_testing import REPO
+from distkd_testing import REPO, logged_scalars, run_tool
+
+# Each test starts two ranks through torchrun.
+pytestmark = pytest.mark.slow
 
 DUMP_HOOK = '''
 import os
@@ -97,3 +101,108 @@ def test_dist_train_sh_runs_two_ranks_that_end_with_identical_students(
     assert all(
         torch.equal(ckpt['state_dict'][f'student.{k}'], v)
         for k, v in rank0.items())
+
+
+STRATEGY_HOOK = '''
+import os
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class DumpStrategyHook(Hook):
+    """Each rank records what FlexibleRunner wrapped and optimised."""
+
+    def after_train(self, runner):
+        wrapped = runner.model.module
+        named = list(runner.model.named_parameters())
+        optimised = {id(p) for group in
+                     runner.optim_wrapper.optimizer.param_groups
+                     for p in group['params']}
+        torch.save({
+            'runner': type(runner).__name__,
+            'strategy': type(runner.strategy).__name__,
+            'wrapper': type(runner.model).__name__,
+            'world_size': runner.world_size,
+            'iters': runner.iter,
+            'ddp_params': sorted(n for n, _ in named),
+            'optimised': sorted(n for n, p in named if id(p) in optimised),
+            'teacher_in_optimizer': any(
+                id(p) in optimised for p in wrapped.teacher.parameters()),
+            'teacher_frozen': not any(
+                p.requires_grad for p in wrapped.teacher.parameters()),
+            'distill_scale': wrapped.distill_scale,
+        }, os.path.join(runner.work_dir, f'info{runner.rank}.pth'))
+'''
+
+
+@pytest.fixture(scope='module')
+def flexible_config(tmp_path_factory, demo_teacher_ckpt) -> str:
+    """The demo distillation under FlexibleRunner + DDPStrategy, as a user
+    writes it (no backend, no device ids): 4 steps of each rank, the
+    teacher gate on (a random teacher: a zero floor), a warm-up."""
+    tmp = tmp_path_factory.mktemp('flexible')
+    (tmp / 'strategy_hook.py').write_text(STRATEGY_HOOK)
+    cfg = tmp / 'flexible_cfg.py'
+    cfg.write_text(f'''
+_base_ = {osp.join(REPO, 'configs/demo/digits_dist.py')!r}
+custom_imports = dict(
+    imports=['distkd_mm', 'distkd_mm.datasets', 'strategy_hook'],
+    allow_failed_imports=False)
+runner_type = 'FlexibleRunner'
+strategy = dict(type='DDPStrategy')
+env_cfg = dict(dist_cfg=dict(_delete_=True))  # MMEngine's default: NCCL
+model = dict(teacher_ckpt={demo_teacher_ckpt!r})
+train_cfg = dict(max_epochs=1)
+train_dataloader = dict(batch_size=16, dataset=dict(indices=128))
+val_dataloader = dict(dataset=dict(indices=32))
+custom_hooks = [dict(type='DistillHook', warmup_iters=8),
+                dict(type='DumpStrategyHook')]
+default_hooks = dict(
+    logger=dict(interval=1),
+    teacher_gate=dict(min_teacher_score=0.0))
+''')
+    return str(cfg)
+
+
+def test_dist_train_sh_trains_a_distiller_under_flexible_runner_ddp(
+        flexible_config, monkeypatch):
+    tmp = osp.dirname(flexible_config)
+    work = osp.join(tmp, 'work')
+    monkeypatch.setenv('PYTHON', sys.executable)
+    monkeypatch.setenv('PORT', str(free_port()))
+    result = run([
+        'bash', 'tools/dist_train.sh', flexible_config, '2', '--work-dir', work
+    ], REPO, tmp)
+    infos = [torch.load(osp.join(work, f'info{r}.pth')) for r in (0, 1)]
+    student = infos[0]['ddp_params']
+    for info in infos:
+        assert info['runner'] == 'FlexibleRunner'
+        assert info['strategy'] == 'DDPStrategy'
+        assert info['wrapper'] == 'MMDistributedDataParallel'
+        assert info['world_size'] == 2
+        assert info['iters'] == 4  # 128 images, 16 a step, 2 ranks
+        # DDP wraps (and the optimizer updates) the student only.
+        assert info['ddp_params'] == student
+        assert info['optimised'] == student
+        assert not info['teacher_in_optimizer']
+        assert info['teacher_frozen']
+        assert info['distill_scale'] == 4 / 8  # DistillHook's warm-up ran
+    assert student and all(n.startswith('module.student.') for n in student)
+    # The teacher gate scored the teacher on the val loop before step 1.
+    assert 'Teacher before training: ' in result.stdout + result.stderr
+    scalars = logged_scalars(work)
+    for key in ('loss', 'loss_student', 'loss_dist'):
+        assert math.isfinite(scalars[key]) and scalars[key] > 0, key
+    assert scalars['distill_scale'] == 4 / 8
+    # The checkpoint holds the student (under DDPStrategy's `module.`),
+    # no teacher, and exports to a plain student checkpoint.
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), weights_only=False)
+    saved = {k for k in ckpt['state_dict'] if not k.endswith('_extra_state')}
+    assert {k for k in saved if 'teacher' in k} == set()
+    assert {n for n in student} <= saved
+    exported = osp.join(tmp, 'student.pth')
+    run_tool('export_student', osp.join(work, 'epoch_1.pth'), exported)
+    plain = torch.load(exported, weights_only=False)['state_dict']
+    assert {f'module.student.{k}' for k in plain} >= set(student)

@@ -1,0 +1,110 @@
+"""The runner a config names: ``runner_type`` (FlexibleRunner with a
+``strategy``), as tools/train.py builds and starts it. The 2-rank run under
+DDPStrategy is in test_launch.py."""
+import pytest
+import torch
+from distkd_testing import load_tool, runner_cfg, tiny_distiller
+from mmengine.config import Config
+from mmengine.runner import FlexibleRunner, Runner
+
+from distkd_mm.apis.cli import (build_runner, check_auto_resume,
+                                fit_runner_to_launcher)
+
+
+@pytest.fixture
+def train_tool():
+    return load_tool('train')
+
+
+def write_tiny_config(path, **extra) -> str:
+    Config(
+        dict(
+            model=tiny_distiller(),
+            default_scope='mmpretrain',
+            log_level='WARNING',
+            **extra)).dump(str(path))
+    return str(path)
+
+
+@pytest.mark.slow  # builds the runners
+def test_train_builds_the_runner_type_the_config_names(tmp_path, train_tool):
+    flexible = write_tiny_config(
+        tmp_path / 'flexible.py', runner_type='FlexibleRunner')
+    plain = write_tiny_config(tmp_path / 'plain.py')
+    built = []
+    for path in (flexible, plain):
+        args = train_tool.parse_args(
+            [path, '--work-dir', str(tmp_path / 'work')])
+        cfg, _ = train_tool.build_config(args)
+        built.append(type(build_runner(cfg)))
+    assert built == [FlexibleRunner, Runner]
+
+
+def test_one_process_runs_a_ddp_strategy_on_one_device(tmp_path, train_tool):
+    # DDP needs a process group, which `--launcher none` never joins.
+    path = write_tiny_config(
+        tmp_path / 'ddp.py',
+        runner_type='FlexibleRunner',
+        strategy=dict(
+            type='DDPStrategy',
+            sync_bn='torch',
+            model_wrapper=dict(type='MMDistributedDataParallel'),
+            compile=False))
+    args = train_tool.parse_args([path, '--work-dir', str(tmp_path / 'w')])
+    cfg, notes = train_tool.build_config(args)
+    assert cfg.strategy == dict(type='SingleDeviceStrategy', compile=False)
+    assert any('DDPStrategy needs a launcher' in note for note in notes)
+
+
+def test_a_strategy_without_ddp_is_left_as_configured():
+    cfg = Config(
+        dict(
+            runner_type='FlexibleRunner',
+            launcher='none',
+            strategy=dict(type='SingleDeviceStrategy')))
+    assert fit_runner_to_launcher(cfg) == []
+    assert cfg.strategy == dict(type='SingleDeviceStrategy')
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a CPU-only rule')
+@pytest.mark.parametrize('strategy', ['FSDPStrategy', 'DeepSpeedStrategy'])
+def test_cpu_ddp_refuses_a_strategy_that_needs_cuda(strategy):
+    cfg = Config(
+        dict(
+            runner_type='FlexibleRunner',
+            launcher='pytorch',
+            strategy=dict(type=strategy)))
+    with pytest.raises(ValueError, match=f'got {strategy}, which needs CUDA'):
+        fit_runner_to_launcher(cfg)
+    # Refused before joining a process group.
+    assert not torch.distributed.is_initialized()
+
+
+def test_unknown_runner_type_names_the_registry():
+    cfg = Config(dict(runner_type='FlexRunner', launcher='none'))
+    with pytest.raises(KeyError, match="registered in MMEngine's RUNNERS"):
+        fit_runner_to_launcher(cfg)
+
+
+def flexible_run(root, work_dir, model, epochs, **extra) -> FlexibleRunner:
+    cfg = Config(runner_cfg(root, work_dir, model, epochs))
+    cfg.merge_from_dict(dict(runner_type='FlexibleRunner', **extra))
+    return build_runner(cfg)
+
+
+@pytest.mark.slow  # trains a FlexibleRunner, twice
+def test_flexible_auto_resume_continues_its_own_and_refuses_another_model(
+        tmp_path, imagenet_root):
+    work = str(tmp_path / 'work')
+    flexible_run(imagenet_root, work, tiny_distiller(), 1).train()
+    # The same model continues (its model is built only in train()).
+    again = flexible_run(imagenet_root, work, tiny_distiller(), 2, resume=True)
+    check_auto_resume(again, again.cfg)
+    again.train()
+    assert again.epoch == 2
+    # A wider student in the same work dir is refused before any load.
+    other = flexible_run(
+        imagenet_root, work, tiny_distiller(student_width=8), 3, resume=True)
+    check_auto_resume(other, other.cfg)
+    with pytest.raises(RuntimeError, match='a different model wrote it'):
+        other.train()
