@@ -119,14 +119,21 @@ class TeacherInputs:
                          s.pad_value) == (t.swap, t.mean, t.std, t.pad_value)
         self.repad = not self.identity and mode == 'own' and any(
             abs(v - t.pad_value) > 1e-5 for v in self._mapped_pad())
-        if self.repad and s.batch_augments:
-            raise ValueError(
-                'The teacher\'s inputs cannot be derived exactly: the '
+        # Batch augments (mixup, cutmix, a fixed-size pad) move padded
+        # pixels, so they cannot be found again to repad; a batch of
+        # equal-sized images without a pad divisor has none to move.
+        self._augmented_pad = self.repad and s.batch_augments
+        if self._augmented_pad and s.geometry != ('pad_size_divisor', 1):
+            raise ValueError(self._augmented_pad_error())
+        _log('distkd_mm: teacher inputs: ' + self.describe_mapping())
+
+    def _augmented_pad_error(self) -> str:
+        s, t = self.student, self.teacher
+        return ('The teacher\'s inputs cannot be derived exactly: the '
                 f'student pads with {s.pad_value} (the teacher\'s '
                 f'{t.pad_value} maps to another value) and its batch '
                 'augments move padded pixels. Give both preprocessors pad '
                 f'values that map onto each other, or {_SWITCH}.')
-        _log('distkd_mm: teacher inputs: ' + self.describe_mapping())
 
     def describe_mapping(self) -> str:
         """The mapping in one line, for the log."""
@@ -158,6 +165,8 @@ class TeacherInputs:
         if channels == 3 and self.student.swap != self.teacher.swap:
             inputs = inputs.flip(1)
         out = torch.addcmul(shift, inputs.float(), scale)
+        if self._augmented_pad and _padded(out, data_samples):
+            raise RuntimeError(self._augmented_pad_error())
         if self.repad:
             # Without padding to a divisor, a batch of equal-sized images
             # (every classification training pipeline) has no padding.
@@ -180,6 +189,14 @@ class TeacherInputs:
     def _mapped_pad(self) -> List[float]:
         scale, shift = self._coefficients(3)
         return [self.student.pad_value * a + b for a, b in zip(scale, shift)]
+
+
+def _padded(out: torch.Tensor, data_samples: Optional[list]) -> bool:
+    """Whether an image of the batch is smaller than the batch."""
+    size = tuple(out.shape[-2:])
+    return any(
+        tuple(getattr(sample, 'metainfo', {}).get('img_shape', size)[:2]) !=
+        size for sample in data_samples or [])
 
 
 def _repad(out: torch.Tensor, data_samples: Optional[list], value: float,

@@ -191,3 +191,27 @@ def test_mmengines_ema_hook_on_a_distiller_holds_one_teacher(
     ema = next(h for h in runner.hooks if isinstance(h, EMAHook))
     assert ema.ema_model.module.teacher is runner.model.teacher
     assert ema.ema_model.module.student is not runner.model.student
+
+
+def test_batch_augments_without_padding_map_and_padded_ones_stop(make_batch):
+    mixup = [dict(type='mmpretrain.Mixup', alpha=1.)]
+    student = MODELS.build(
+        cls_pre(
+            to_rgb=True,
+            num_classes=10,
+            batch_augments=dict(augments=mixup),
+            **IMAGENET))
+    teacher = MODELS.build(cls_pre(**BGR_255))
+    # Classification batches of one size have no padding to move: built.
+    mapping = TeacherInputs(student, teacher, 'own', given=True)
+    assert mapping.repad
+    batch = student(make_batch(4), training=True)
+    derived = mapping(batch['inputs'], batch['data_samples'])
+    assert derived.shape == batch['inputs'].shape
+    # Images of other sizes are padded, then mixed: stopped at that batch.
+    data = make_batch(2)
+    data['inputs'][1] = data['inputs'][1][:, :12, :12]
+    batch = student(data, training=True)
+    batch['data_samples'][1].set_metainfo(dict(img_shape=(12, 12)))
+    with pytest.raises(RuntimeError, match='batch augments move padded'):
+        mapping(batch['inputs'], batch['data_samples'])
