@@ -233,6 +233,27 @@ def test_the_readme_opens_with_the_demo_and_the_test_command_ci_runs():
     assert ['make', 'test'] in ci
 
 
+def test_the_readme_config_snippet_builds_a_distiller(tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    with open(osp.join(REPO, 'README.md'), encoding='utf-8') as f:
+        snippets = [
+            m['body'] for m in FENCE.finditer(f.read())
+            if m['info'].strip() == 'python'
+        ]
+    assert len(snippets) == 1
+    (tmp_path / 'leaf.py').write_text(snippets[0])
+    cfg = Config.fromfile(str(tmp_path / 'leaf.py'))
+    # The config as written; only the teacher's download is left out.
+    assert cfg.model.teacher_ckpt.startswith('https://')
+    cfg.model.teacher_ckpt = None
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'Distiller'
+    assert type(model.student).__name__ == 'ImageClassifier'
+    assert list(model.terms) == ['loss_dist']
+
+
 def test_a_wrong_flag_in_a_documented_command_is_found():
     command = Command('doc.md:1',
                       ['python', 'tools/train.py', 'x.py', '--teacher-ckpts'])
