@@ -5,12 +5,15 @@ PY := .venv/bin/python
 # file's tests stay in one process, so module fixtures are built once.
 TEST_WORKERS ?= 2
 
+LINTED := distkd_mm tools tests configs .dev_scripts requirements setup.py
+
 .PHONY: env demo test lint clean
 
 # SETUP_ARGS: e.g. "--system-torch --find-links DIR --no-index" (see
-# tools/setup_env.sh --help); remembered by the venv.
+# .dev_scripts/setup_env.sh --help); remembered by the venv. The versions:
+# requirements/stack.txt.
 env:
-	@bash tools/setup_env.sh $(SETUP_ARGS)
+	@bash .dev_scripts/setup_env.sh $(SETUP_ARGS)
 
 demo: env
 	$(PY) tools/demo.py
@@ -19,9 +22,9 @@ test: env
 	$(PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 lint: env
-	$(PY) -m flake8 distkd_mm tools tests configs
-	$(PY) -m isort --check-only --diff distkd_mm tools tests configs
-	$(PY) -m yapf --diff --recursive distkd_mm tools tests configs
+	$(PY) -m flake8 $(LINTED)
+	$(PY) -m isort --check-only --diff $(LINTED)
+	$(PY) -m yapf --diff --recursive $(LINTED)
 
 clean:
 	rm -rf work_dirs

@@ -1,12 +1,31 @@
 """Install distkd_mm: DIST knowledge distillation for OpenMMLab 2.x."""
+import importlib.util
 import os
 import os.path as osp
 import shutil
 import sys
 from setuptools import find_packages, setup
+from typing import List
 
-# What `mim` looks for inside an installed package (mmdet's layout).
-MIM_FILES = ('configs', 'tools', 'model-index.yml')
+# What `mim` looks for inside an installed package (mmdet's layout), and
+# the stack's versions, which tools/check_env.py reads from beside tools/.
+MIM_FILES = ('configs', 'tools', 'model-index.yml', 'requirements')
+
+
+def load_stack():
+    """requirements/stack.py by path: the stack's versions, written once."""
+    path = osp.join(
+        osp.dirname(osp.abspath(__file__)), 'requirements', 'stack.py')
+    spec = importlib.util.spec_from_file_location('_distkd_stack', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.read_stack()
+
+
+def requirements(stack, *names: str) -> List[str]:
+    """The supported range of each of ``names`` (not the pinned version:
+    an existing environment keeps what it has within the range)."""
+    return [stack[name].requirement for name in names]
 
 
 def read_version() -> str:
@@ -51,30 +70,34 @@ def add_mim_extension() -> None:
             shutil.copyfile(src, dst)
 
 
-add_mim_extension()
-setup(
-    name='distkd_mm',
-    version=read_version(),
-    description='DIST knowledge distillation (NeurIPS 2022) for MMEngine: '
-    'classification, detection and segmentation',
-    long_description=open('README.md', encoding='utf-8').read(),
-    long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('configs', 'tools', 'tests')),
-    include_package_data=True,  # distkd_mm/.mim, listed in MANIFEST.in
-    python_requires='>=3.9',
-    install_requires=[
-        'torch>=2.0',
-        'mmengine>=0.10.0,<0.11',
-        'mmcv>=2.0.0,<2.2.0',
-        'numpy',
-    ],
-    extras_require={
-        'cls': ['mmpretrain>=1.2.0'],
-        'det': ['mmdet>=3.3.0'],
-        'seg': ['mmsegmentation>=1.2.2', 'ftfy', 'regex'],
-        'demo': ['scikit-learn', 'matplotlib'],
-        'tests': ['pytest', 'scikit-learn', 'matplotlib', 'pycocotools'],
-    },
-    license='Apache License 2.0',
-    zip_safe=False,
-)
+def main() -> None:
+    stack = load_stack()
+    add_mim_extension()
+    setup(
+        name='distkd_mm',
+        version=read_version(),
+        description='DIST knowledge distillation (NeurIPS 2022) for '
+        'MMEngine: classification, detection and segmentation',
+        long_description=open('README.md', encoding='utf-8').read(),
+        long_description_content_type='text/markdown',
+        packages=find_packages(exclude=('configs', 'tools', 'tests')),
+        include_package_data=True,  # distkd_mm/.mim, listed in MANIFEST.in
+        python_requires='>=3.9',
+        install_requires=requirements(stack, 'torch', 'mmengine', 'mmcv',
+                                      'numpy'),
+        extras_require={
+            'cls': requirements(stack, 'mmpretrain'),
+            'det': requirements(stack, 'mmdet'),
+            'seg': requirements(stack, 'mmsegmentation') + ['ftfy', 'regex'],
+            'demo': ['scikit-learn', 'matplotlib'],
+            'tests': ['pytest', 'scikit-learn', 'matplotlib', 'pycocotools'],
+        },
+        license='Apache License 2.0',
+        zip_safe=False,
+    )
+
+
+# setuptools runs this file as __main__; the tests load it for its
+# functions.
+if __name__ == '__main__':
+    main()

@@ -15,21 +15,43 @@ import importlib.util
 import os.path as osp
 import platform
 import sys
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# The versions the set-up installs (tools/setup_env.sh); others may work
-# but are not what this project was checked with.
-EXPECTED = {
-    'mmcv': '2.1.0',
-    'mmengine': '0.10.7',
-    'mmdet': '3.3.0',
-    'mmseg': '1.2.2',
-    'mmpretrain': '1.2.0',
+# Import name -> distribution name, of the packages checked against the
+# stack's pins.
+DISTRIBUTIONS = {
+    'mmcv': 'mmcv',
+    'mmengine': 'mmengine',
+    'mmdet': 'mmdet',
+    'mmseg': 'mmsegmentation',
+    'mmpretrain': 'mmpretrain',
 }
-MIN_TORCH = (2, 4)
-SETUP_FIX = ('run `make env` (or `make env SETUP_ARGS=--system-torch` to '
-             'keep the torch you have)')
+
+
+def _load(*parts: str):
+    """A module of this checkout by path: the checks run even where
+    distkd_mm (or the stack) does not import."""
+    path = osp.join(REPO, *parts)
+    spec = importlib.util.spec_from_file_location(
+        '_distkd_' + osp.splitext(parts[-1])[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_stack = _load('requirements', 'stack.py')
+STACK = _stack.read_stack()
+# The versions the stack pins (requirements/stack.txt); others may work
+# but are not what this project was checked with.
+EXPECTED = {name: STACK[dist].pin for name, dist in DISTRIBUTIONS.items()}
+MIN_TORCH = STACK['torch'].floor
+SETUP_FIX = ('pip install ' +
+             ' '.join(f'{dist}=={STACK[dist].pin}'
+                      for dist in DISTRIBUTIONS.values() if dist != 'mmcv') +
+             ', and mmcv from source: `MMCV_WITH_OPS=1 pip '
+             'install --no-build-isolation mmcv=={}` (from a checkout, '
+             '`make env` does it all)'.format(STACK['mmcv'].pin))
 
 
 class Report:
@@ -52,16 +74,28 @@ class Report:
 
 def load_mmcv_ops_helpers():
     """distkd_mm/utils/mmcv_ops.py by path: it needs only torch, so the
-    probes run even when distkd_mm itself does not import."""
-    path = osp.join(REPO, 'distkd_mm', 'utils', 'mmcv_ops.py')
-    spec = importlib.util.spec_from_file_location('_distkd_mmcv_ops', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    probes run even when distkd_mm itself does not import. The checkout's,
+    else the installed package's (``mim run distkd_mm check_env``)."""
+    if osp.isdir(osp.join(REPO, 'distkd_mm')):
+        return _load('distkd_mm', 'utils', 'mmcv_ops.py')
+    # find_spec of a top-level package locates it without importing it.
+    package = importlib.util.find_spec('distkd_mm').submodule_search_locations
+    return _load(package[0], 'utils', 'mmcv_ops.py')
 
 
-def _version_tuple(version: str) -> Tuple[int, ...]:
-    return tuple(int(x) for x in version.split('+')[0].split('.')[:2])
+def check_torch(report: Report, version: str, cuda: Optional[str]) -> bool:
+    """One line for torch ``version`` (CUDA ``cuda`` or a CPU build):
+    ``FAIL`` below the stack's floor. Returns whether it is supported."""
+    build = f'CUDA {cuda} build' if cuda else 'CPU build'
+    if _stack.version_tuple(version) < _stack.version_tuple(MIN_TORCH):
+        report.fail(
+            f'torch {version} ({build}) is older than {MIN_TORCH}, the '
+            'oldest distkd_mm runs on (torch.serialization.safe_globals)',
+            f'pip install "torch>={MIN_TORCH}" (or, from a checkout, '
+            '`make env`)')
+        return False
+    report.ok(f'torch {version} ({build})')
+    return True
 
 
 def check_packages(report: Report) -> Optional[object]:
@@ -72,15 +106,7 @@ def check_packages(report: Report) -> Optional[object]:
     except ImportError as err:
         report.fail(f'torch does not import ({err})', SETUP_FIX)
         return None
-    cuda = (f'CUDA {torch.version.cuda} build'
-            if torch.version.cuda else 'CPU build')
-    if _version_tuple(torch.__version__) < MIN_TORCH:
-        report.fail(
-            f'torch {torch.__version__} ({cuda}) is older than '
-            '{}.{}'.format(*MIN_TORCH),
-            'use torch >= {}.{}: {}'.format(*MIN_TORCH, SETUP_FIX))
-    else:
-        report.ok(f'torch {torch.__version__} ({cuda})')
+    check_torch(report, torch.__version__, torch.version.cuda)
     for name in ('torchvision', *EXPECTED, 'distkd_mm'):
         check_package(report, name)
     return torch
@@ -103,13 +129,10 @@ def check_package(report: Report, name: str) -> None:
     if expected and version != expected:
         report.fail(
             f'{name} {version}, but this project is set up with {expected}',
-            f'pip install {_dist_name(name)}=={expected} (or {SETUP_FIX})')
+            f'pip install {DISTRIBUTIONS[name]}=={expected} (or '
+            f'{SETUP_FIX})')
     else:
         report.ok(f'{name} {version}')
-
-
-def _dist_name(name: str) -> str:
-    return {'mmseg': 'mmsegmentation'}.get(name, name)
 
 
 def check_mmcv_build(report: Report) -> None:
@@ -123,7 +146,7 @@ def check_mmcv_build(report: Report) -> None:
                'an mmcv built against another torch fails like this')
         report.fail(
             f'mmcv.ops does not load ({type(err).__name__}: {first}); {why}',
-            f'rebuild it: {SETUP_FIX} (the cached wheel is keyed by torch)')
+            load_mmcv_ops_helpers().rebuild_fix(cuda=False))
         return
     report.info(f'mmcv ops compiled by {get_compiler_version()}, CUDA: '
                 f'{get_compiling_cuda_version()}')
@@ -154,15 +177,14 @@ def check_ops(report: Report, helpers, devices: Sequence[str]) -> None:
             problem = helpers.cuda_ops_problem(device)
             if problem:
                 report.fail(f'mmcv ops on {device}: {problem}',
-                            helpers.REBUILD_FIX)
+                            helpers.rebuild_fix())
                 continue
         for op, ok, detail in helpers.probe_ops(device):
             if ok:
                 report.ok(f'mmcv {op} on {device}: {detail}')
             else:
-                report.fail(
-                    f'mmcv {op} on {device}: {detail}', helpers.REBUILD_FIX
-                    if device != 'cpu' else f'rebuild mmcv: {SETUP_FIX}')
+                report.fail(f'mmcv {op} on {device}: {detail}',
+                            helpers.rebuild_fix(cuda=device != 'cpu'))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -14,14 +14,31 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-REBUILD_FIX = (
-    'rebuild mmcv with CUDA ops on a GPU node: `MMCV_CUDA=1 make env` '
-    '(tools/setup_env.sh; it uses CUDA_HOME or nvcc, else installs the '
-    'CUDA compiler from PyPI, and TORCH_CUDA_ARCH_LIST picks the GPU '
-    'archs), then `python tools/check_env.py`')
+# mmcv's own build switches; pip builds from source (--no-binary) against
+# the installed torch (--no-build-isolation).
+PIP_BUILD = ('MMCV_WITH_OPS=1 {cuda}pip install --no-build-isolation '
+             '--no-binary mmcv --no-deps --force-reinstall mmcv=={version}')
 # Library packages whose models call mmcv's compiled ops (mmdet's heads
 # call nms / RoIAlign as functions, so no mmcv.ops module shows them).
 _OPS_USERS = ('mmcv.ops', 'mmdet.')
+
+
+def rebuild_fix(cuda: bool = True) -> str:
+    """The command that rebuilds the installed mmcv with compiled ops (with
+    CUDA kernels when ``cuda``), for a pip-installed user and a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        mmcv_version = version('mmcv')
+    except PackageNotFoundError:  # named in the message as is
+        mmcv_version = '<the version you need>'
+    command = PIP_BUILD.format(
+        cuda='FORCE_CUDA=1 ' if cuda else '', version=mmcv_version)
+    if not cuda:
+        return f'rebuild mmcv: `{command}` (from a checkout: `make env`)'
+    return (f'rebuild mmcv with CUDA ops on a GPU node: `{command}` '
+            '(nvcc from CUDA_HOME; TORCH_CUDA_ARCH_LIST picks the GPU archs; '
+            'from a checkout: `MMCV_CUDA=1 make env`), then '
+            '`python tools/check_env.py`')
 
 
 def _nms(device: torch.device) -> str:
@@ -114,7 +131,7 @@ def check_mmcv_ops(model: nn.Module, device: Union[str, torch.device]) -> None:
     if problem:
         raise RuntimeError(
             f'`mmcv` should have CUDA ops to run {type(model).__name__} on '
-            f'{device}, but {problem}; {REBUILD_FIX}.')
+            f'{device}, but {problem}; {rebuild_fix()}.')
 
 
 def _first_tensor(args: tuple, kwargs: dict) -> Optional[torch.Tensor]:

@@ -45,7 +45,8 @@ def test_detector_on_cuda_without_kernels_fails_with_the_fix(distiller):
     assert msg.startswith('`mmcv` should have CUDA ops to run Distiller on '
                           'cuda:0, but mmcv 2.1.0 was built with CPU ops '
                           'only; rebuild mmcv with CUDA ops on a GPU node: '
-                          '`MMCV_CUDA=1 make env`')
+                          '`MMCV_WITH_OPS=1 FORCE_CUDA=1 pip install ')
+    assert 'from a checkout: `MMCV_CUDA=1 make env`' in msg
     assert 'tools/check_env.py' in msg
 
 

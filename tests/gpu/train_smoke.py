@@ -1,10 +1,11 @@
 """Train one seed config per task with tools/train.py, on generated data.
 
-For a machine with a GPU and no network (tools/gpu_check.sh runs it there):
-the tests' data writers make tiny COCO / Cityscapes / digits data, teachers
-get random weights saved as checkpoint files, the student's download-only
-``init_cfg`` is dropped, and each config trains a few iterations through
-the repository's ``tools/train.py`` (the Runner picks the GPU).
+For a machine with a GPU and no network (.dev_scripts/gpu_check.sh runs it
+there): the tests' data writers make tiny COCO / Cityscapes / digits data,
+teachers get random weights saved as checkpoint files, the student's
+download-only ``init_cfg`` is dropped, and each config trains a few
+iterations through the repository's ``tools/train.py`` (the Runner picks
+the GPU).
 
     python tests/gpu/train_smoke.py WORK_DIR [--tasks cls det seg]
 """

@@ -1,5 +1,5 @@
-"""Smoke tests of tools/benchmark.py and tools/gpu_check.sh (no timings
-are asserted: the numbers of a tiny CPU run mean nothing)."""
+"""Smoke tests of tools/benchmark.py and .dev_scripts/gpu_check.sh (no
+timings are asserted: the numbers of a tiny CPU run mean nothing)."""
 import gc
 import importlib
 import json
@@ -14,7 +14,7 @@ import torch
 from distkd_testing import REPO, load_tool
 
 BENCHMARK = osp.join(REPO, 'tools', 'benchmark.py')
-GPU_CHECK = osp.join(REPO, 'tools', 'gpu_check.sh')
+GPU_CHECK = osp.join(REPO, '.dev_scripts', 'gpu_check.sh')
 # The smallest run: every side 32 or 64 (scale 0.05 rounds Faster R-CNN's
 # 800x1216 to 32x64; anything smaller leaves its RPN no anchor inside the
 # image). One thread: on a busy 2-core machine two OpenMP threads per
@@ -197,7 +197,7 @@ def test_gpu_check_dry_run_lists_the_stages_it_would_run(tmp_path):
     out = str(tmp_path / 'out')
     proc = run_gpu_check('--dry-run', str(wheels), OUT=out)
     assert proc.returncode == 0, proc.stderr
-    assert ('tools/setup_env.sh --system-torch --find-links '
+    assert ('.dev_scripts/setup_env.sh --system-torch --find-links '
             f'{wheels} --no-index') in proc.stdout
     assert '--teacher-modes eager fused fused+compiled' in proc.stdout
     assert 'tests/gpu/train_smoke.py' in proc.stdout
@@ -213,5 +213,5 @@ def test_gpu_check_names_the_fetch_command_for_a_missing_wheels_folder(
         tmp_path):
     proc = run_gpu_check(str(tmp_path / 'nowhere'), OUT=str(tmp_path / 'o'))
     assert proc.returncode == 1
-    assert 'tools/fetch_wheels.sh' in proc.stderr
+    assert '.dev_scripts/fetch_wheels.sh' in proc.stderr
     assert not osp.exists(tmp_path / 'o')

@@ -1,5 +1,6 @@
-"""The mmcv build decision of tools/mmcv_build.py (what tools/setup_env.sh
-builds), from fake torch facts and fake CUDA toolkits: nothing is built."""
+"""The mmcv build decision of .dev_scripts/mmcv_build.py (what
+.dev_scripts/setup_env.sh builds), from fake torch facts and fake CUDA
+toolkits: nothing is built."""
 import os
 import os.path as osp
 import subprocess
@@ -9,13 +10,13 @@ import pytest
 import torch
 from distkd_testing import REPO, load_tool
 
-MMCV_BUILD = osp.join(REPO, 'tools', 'mmcv_build.py')
-SETUP_ENV = osp.join(REPO, 'tools', 'setup_env.sh')
+MMCV_BUILD = osp.join(REPO, '.dev_scripts', 'mmcv_build.py')
+SETUP_ENV = osp.join(REPO, '.dev_scripts', 'setup_env.sh')
 
 
 @pytest.fixture(scope='module')
 def mb():
-    return load_tool('mmcv_build')
+    return load_tool(MMCV_BUILD)
 
 
 def facts(mb,
@@ -54,6 +55,7 @@ def fake_toolkit(root, release: str, headers: bool = True) -> str:
 def test_cpu_torch_builds_cpu_ops(mb):
     plan = mb.make_plan(facts(mb, '2.14.1+cpu', None), {}, None)
     assert not plan.cuda
+    assert plan.summary.startswith(f'mmcv {mb.MMCV_VERSION} with CPU ops')
     assert 'CPU ops only: torch 2.14.1+cpu is a CPU build' in plan.summary
     assert plan.cache_key == 'torch-2.14.1+cpu-cpu-ops-cpu-cp311'
     assert plan.cxx_std == 'c++20'
@@ -125,7 +127,7 @@ def test_other_cuda_major_or_no_toolkit_takes_nvcc_from_pypi(mb, tmp_path):
     ]
     assert 'no CUDA toolkit on this machine' in plan.summary
     with pytest.raises(mb.PlanError, match='CUDA 11 toolkit'):
-        mb.make_plan(facts(mb, '2.4.0+cu118', '11.8', gpus=(A100, )), {}, None)
+        mb.make_plan(facts(mb, '2.5.1+cu118', '11.8', gpus=(A100, )), {}, None)
 
 
 def test_env_overrides(mb):
@@ -176,8 +178,12 @@ def test_cxx_standard_and_supported_torch(mb):
     assert mb.cxx_standard('2.13.0+cpu') == 'c++17'
     assert mb.cxx_standard('2.14.1') == 'c++20'
     assert mb.cxx_standard('2.15.0.dev20261101') == 'c++20'
-    with pytest.raises(mb.PlanError, match=r'should be >= 2.4, but got 2.3'):
-        mb.make_plan(facts(mb, '2.3.1'), {}, None)
+    # The floor of requirements/stack.txt (torch.serialization.safe_globals).
+    assert mb.MIN_TORCH == '2.5'
+    with pytest.raises(mb.PlanError, match=r'should be >= 2.5, but got 2.4'):
+        mb.make_plan(facts(mb, '2.4.1', gpus=(H100, )), {}, None)
+    assert mb.make_plan(facts(mb, '2.5.0', '12.4', gpus=(H100, )), {},
+                        None).cuda
 
 
 def test_find_system_nvcc(mb, tmp_path):
@@ -238,13 +244,15 @@ def test_assemble_cuda_home(mb, tmp_path, layout):
 def test_shell_assignments_round_trip(mb):
     plan = mb.make_plan(facts(mb, gpus=(H100, )), {}, None)
     plan.summary += " (it's \"quoted\"; $HOME `x`)"
-    script = mb.shell_assignments(plan) + \
-        'printf "%s\\n" "$PLAN_SUMMARY" "$PLAN_PIP_NVCC" "$PLAN_ARCH_LIST"'
+    # mmcv's own switches, exported as setup_env.sh evaluates them.
+    script = mb.shell_assignments(plan) + 'eval "$PLAN_BUILD_ENV"; ' + \
+        'printf "%s\\n" "$PLAN_SUMMARY" "$PLAN_PIP_NVCC" "$PLAN_ARCH_LIST"' + \
+        ' "$MMCV_WITH_OPS$FORCE_CUDA" "$TORCH_CUDA_ARCH_LIST"'
     out = subprocess.run(['bash', '-c', script],
                          capture_output=True,
                          text=True,
                          check=True).stdout.splitlines()
-    assert out == [plan.summary, ' '.join(plan.pip_nvcc), '9.0']
+    assert out == [plan.summary, ' '.join(plan.pip_nvcc), '9.0', '11', '9.0']
 
 
 def test_plan_command_reports_errors_in_its_own_words(mb, monkeypatch, capsys):

@@ -2,7 +2,7 @@
 # Check distkd_mm on a fresh GPU machine that has Python, a CUDA torch and
 # nvcc but no OpenMMLab packages and no network, in stages:
 #
-#   setup       tools/setup_env.sh --system-torch --find-links WHEELS
+#   setup       .dev_scripts/setup_env.sh --system-torch --find-links WHEELS
 #               --no-index: a venv on the machine's own torch, mmcv built
 #               with CUDA ops (about 3 minutes on 16 cores)
 #   check       tools/check_env.py (versions; mmcv ops on CPU and GPU)
@@ -13,11 +13,12 @@
 #               task, a few iterations on generated data
 #   precision   tools/teacher_precision.py on the trained digits teacher
 #
-#   bash tools/gpu_check.sh [--dry-run] [--stages "setup check ..."] WHEELS
-#   bash tools/fetch_wheels.sh WHEELS 3.12   # first, where PyPI is reachable
+#   bash .dev_scripts/gpu_check.sh [--dry-run] [--stages "setup ..."] WHEELS
+#   bash .dev_scripts/fetch_wheels.sh WHEELS 3.12  # first, where PyPI is
+#                                                  # reachable
 #
-# WHEELS holds what tools/fetch_wheels.sh downloads (cp312 wheels and the
-# mmcv sdist). Each stage runs with what is left of the time budget and
+# WHEELS holds what .dev_scripts/fetch_wheels.sh downloads (cp312 wheels and
+# the mmcv sdist). Each stage runs with what is left of the time budget and
 # writes to $OUT: setup.log, check_env.txt, bench_fast.json, bench.json,
 # train.log, precision.json. A failed stage is reported; the others run.
 # A second call on the same machine skips a finished setup.
@@ -77,7 +78,7 @@ main() {
   done
   [[ -n $wheels ]] || die "give the wheels folder (see --help)"
   [[ -d $wheels ]] || die "$wheels is not a folder; fill it with" \
-    "'bash tools/fetch_wheels.sh $wheels 3.12' where PyPI is reachable"
+    "'bash .dev_scripts/fetch_wheels.sh $wheels 3.12' where PyPI is reachable"
   wheels=$(cd "$wheels" && pwd)
   OUT=${OUT:-$PWD/gpu_check_out}
   BUDGET=${GPU_CHECK_BUDGET_S:-540}
@@ -97,8 +98,8 @@ print("python", sys.version.split()[0], "torch", torch.__version__,
     if command -v nvcc >/dev/null; then nvcc --version | tail -n 2; fi
   fi
 
-  stage setup setup.log env DISTKD_VENV="$venv" PYTHON="$PYTHON" \
-    bash tools/setup_env.sh --system-torch --find-links "$wheels" --no-index
+  stage setup setup.log env DISTKD_VENV="$venv" PYTHON="$PYTHON" bash \
+    .dev_scripts/setup_env.sh --system-torch --find-links "$wheels" --no-index
   stage check check_env.txt "$py" tools/check_env.py
   stage bench_fast bench_fast.txt "$py" tools/benchmark.py --device cuda \
     --amp --tasks cls retinanet --teacher-modes eager fused fused+compiled \

@@ -1,6 +1,6 @@
-"""Decide how tools/setup_env.sh builds mmcv, and say why.
+"""Decide how .dev_scripts/setup_env.sh builds mmcv, and say why.
 
-mmcv 2.1.0 ships as source only. Whether its ops get CUDA kernels, with
+mmcv ships as source only. Whether its ops get CUDA kernels, with
 which compiler, for which GPU architectures and under which C++ standard
 depends on the torch in the environment, the machine and a few
 environment variables. The decision lives here, as plain functions of those
@@ -10,9 +10,9 @@ venv that has torch but not yet mmcv, mmengine or distkd_mm.
 
 Commands (run with the venv's python, which has torch):
 
-    python tools/mmcv_build.py plan [--shell]
+    python .dev_scripts/mmcv_build.py plan [--shell]
         The build plan as JSON, or as shell assignments for setup_env.sh.
-    python tools/mmcv_build.py cuda-home DEST
+    python .dev_scripts/mmcv_build.py cuda-home DEST
         Assemble a CUDA_HOME (bin, nvvm, include, lib64) at DEST from the
         PyPI compiler packages (``nvidia-cuda-nvcc`` ...) this interpreter
         sees; prints DEST.
@@ -28,6 +28,7 @@ Environment read by ``plan``:
                           /usr/local/cuda).
 """
 import argparse
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -39,9 +40,24 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-MMCV_VERSION = '2.1.0'
-# The distkd_mm code needs torch.serialization.add_safe_globals.
-MIN_TORCH = (2, 4)
+
+def _load_stack():
+    # requirements/stack.py by path: this script runs before distkd_mm (or
+    # anything but torch) is installed.
+    path = osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))), 'requirements',
+        'stack.py')
+    spec = importlib.util.spec_from_file_location('_distkd_stack', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_stack = _load_stack()
+version_tuple = _stack.version_tuple
+_STACK = _stack.read_stack()
+MMCV_VERSION = _STACK['mmcv'].pin
+MIN_TORCH = _STACK['torch'].floor
 # torch's ATen.h demands C++20 from 2.14 on (`__cplusplus < 202002L`
 # -> #error); 2.13.0's ATen.h still asks for C++17 only, 2.11 was built with
 # c++17 on the GPU machine, and torch never lowers its requirement, so
@@ -95,11 +111,6 @@ class PlanError(ValueError):
     """A request that cannot be met, with the fix in its message."""
 
 
-def version_tuple(version: str) -> Tuple[int, ...]:
-    """'2.11.0+cu130' -> (2, 11, 0); ignores local and pre-release parts."""
-    return tuple(int(x) for x in re.findall(r'\d+', version.split('+')[0])[:3])
-
-
 def cxx_standard(torch_version: str) -> str:
     """The C++ standard mmcv must be compiled with against this torch."""
     if version_tuple(torch_version)[:2] >= CXX20_FROM:
@@ -109,11 +120,11 @@ def cxx_standard(torch_version: str) -> str:
 
 def check_torch_supported(torch_version: str) -> None:
     """Refuse a torch this project cannot run on, before building."""
-    if version_tuple(torch_version)[:2] < MIN_TORCH:
+    if version_tuple(torch_version) < version_tuple(MIN_TORCH):
         raise PlanError(
-            '`torch` should be >= {}.{}, but got {}; load a newer torch '
-            '(or drop --system-torch to install the pinned one).'.format(
-                *MIN_TORCH, torch_version))
+            f'`torch` should be >= {MIN_TORCH}, but got {torch_version}; '
+            'load a newer torch (or drop --system-torch to install the '
+            'pinned one).')
 
 
 def nvcc_version(nvcc: str) -> Optional[str]:
@@ -331,7 +342,7 @@ def assemble_cuda_home(nvidia_dirs: Sequence[str], dest: str) -> str:
         raise PlanError(
             f'`nvidia` packages should include nvidia-cuda-nvcc, but none '
             f'of {list(nvidia_dirs)} has a bin/nvcc; install the packages '
-            'the plan lists (`python tools/mmcv_build.py plan`).')
+            'the plan lists (`python .dev_scripts/mmcv_build.py plan`).')
     if osp.isdir(dest):
         shutil.rmtree(dest)
     for sub in ('bin', 'nvvm', 'include', 'lib'):
@@ -367,7 +378,10 @@ def probe_torch() -> TorchFacts:
 
 def shell_assignments(plan: Plan) -> str:
     """``PLAN_*=value`` lines that setup_env.sh evaluates."""
+    exports = ' '.join(f'export {k}={shlex.quote(v)};'
+                       for k, v in plan.build_env().items())
     values = {
+        'PLAN_BUILD_ENV': exports,
         'PLAN_CUDA': str(int(plan.cuda)),
         'PLAN_SUMMARY': plan.summary,
         'PLAN_CXX_STD': plan.cxx_std,

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Bring the project virtual environment (.venv) up to date.
 #
-#   bash tools/setup_env.sh [--system-torch] [--find-links DIR] [--no-index]
+#   bash .dev_scripts/setup_env.sh [--system-torch] [--find-links DIR]
+#                                  [--no-index]
 #   make env SETUP_ARGS="--system-torch --find-links DIR --no-index"
 #
-# The OpenMMLab 2.x stack does not install cleanly on current PyTorch: mmcv
-# ships only as a source archive, needs pkg_resources (setuptools < 81) and,
-# against torch 2.14 headers, C++20. By default this script installs the
-# one torch measured to work (see README); --system-torch instead keeps the
-# torch and torchvision of $PYTHON (a cluster's module or container) and
-# builds everything else against them. tools/mmcv_build.py decides the mmcv
-# build (CUDA ops or CPU ops, compiler, archs, C++ standard) and prints why;
-# the built wheel is cached under a key of torch, CUDA, archs and Python,
+# A checkout's development environment; a user installs with pip into an
+# existing one (README). Every version comes from requirements/stack.txt,
+# passed to pip as constraints. mmcv ships only as a source archive, needs
+# pkg_resources (gone in setuptools 81) and, against torch 2.14 headers,
+# C++20.
+# By default this script installs the stack's torch; --system-torch keeps
+# the torch and torchvision of $PYTHON (a cluster's module or container)
+# and builds everything else against them. .dev_scripts/mmcv_build.py
+# decides mmcv's build switches (MMCV_WITH_OPS, FORCE_CUDA,
+# TORCH_CUDA_ARCH_LIST, CUDA_HOME, the C++ standard) and prints why; the
+# built wheel is cached under a key of torch, CUDA, archs and Python,
 # because a wheel built for another torch fails at import time.
 #
 # Options (remembered in the venv, so a later plain `make` keeps them):
@@ -27,9 +31,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DISTKD_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
-TORCH_VERSION=2.14.1
-TORCHVISION_VERSION=0.29.1
-MMCV_VERSION=2.1.0
+STACK="$ROOT/requirements/stack.txt"
+MMCV_BUILD="$ROOT/.dev_scripts/mmcv_build.py"
+read -r TORCH_VERSION TORCHVISION_VERSION MMCV_VERSION <<< "$("$PY" \
+    "$ROOT/requirements/stack.py" pin torch torchvision mmcv | tr '\n' ' ')"
 CACHE="${DISTKD_CACHE:-$HOME/.cache/distkd_mm}"
 ARGS_FILE="$VENV/.distkd_args"
 MMCV_MARKER="$VENV/.distkd_mmcv"
@@ -64,31 +69,22 @@ while (($#)); do
 done
 
 # Anything that changes what gets installed must change this stamp.
-STAMP_INPUTS=("$ROOT/tools/setup_env.sh" "$ROOT/tools/mmcv_build.py"
-              "$ROOT/setup.py" "$ROOT/requirements.txt")
+STAMP_INPUTS=("$0" "$MMCV_BUILD" "$STACK" "$ROOT/setup.py"
+              "$ROOT/requirements.txt")
 stamp() { { cat "${STAMP_INPUTS[@]}"; echo "${ARGS[*]}"; } | sha256sum |
           cut -d' ' -f1; }
 # The mmcv build this machine calls for (PLAN_* variables).
 plan() {
     local out
-    out=$("$VENV/bin/python" "$ROOT/tools/mmcv_build.py" plan --shell) ||
+    out=$("$VENV/bin/python" "$MMCV_BUILD" plan --shell) ||
         die "cannot plan the mmcv build (see above)"
     eval "$out"
 }
 
 # Whether the installed mmcv is the build the plan asks for.
 mmcv_matches_plan() {
-    if [[ -f "$MMCV_MARKER" ]]; then
-        [[ "$(cat "$MMCV_MARKER")" == "$PLAN_CACHE_KEY" ]] &&
-            "$VENV/bin/python" -c 'import mmcv.ops' 2>/dev/null
-        return
-    fi
-    # A venv set up before the marker existed: keep a CPU-ops mmcv that
-    # imports when the plan is CPU ops (a CUDA build's archs cannot be read
-    # back, so those are rebuilt).
-    ((PLAN_CUDA == 0)) && "$VENV/bin/python" -c 'import sys, mmcv.ops
-sys.exit(mmcv.ops.get_compiling_cuda_version() != "not available")' \
-        2>/dev/null
+    [[ "$(cat "$MMCV_MARKER" 2>/dev/null)" == "$PLAN_CACHE_KEY" ]] &&
+        "$VENV/bin/python" -c 'import mmcv.ops' 2>/dev/null
 }
 
 # Install the PyPI CUDA compiler into the venv; sets PLAN_CUDA_HOME.
@@ -96,8 +92,8 @@ install_pypi_nvcc() {
     say "installing the CUDA compiler from PyPI: $PLAN_PIP_NVCC"
     # shellcheck disable=SC2086  # a list of requirements
     pip_ install -q $PLAN_PIP_NVCC
-    PLAN_CUDA_HOME=$("$VENV/bin/python" "$ROOT/tools/mmcv_build.py" \
-        cuda-home "$VENV/cuda") || die "cannot assemble CUDA_HOME"
+    PLAN_CUDA_HOME=$("$VENV/bin/python" "$MMCV_BUILD" cuda-home \
+        "$VENV/cuda") || die "cannot assemble CUDA_HOME"
 }
 
 # Build mmcv's wheel as the plan says; prints the wheel's path.
@@ -106,11 +102,11 @@ build_mmcv() {
     # Metadata preparation imports pkg_resources and torch, so it runs
     # in this environment rather than an isolated one.
     pip_ download -q --no-deps --no-build-isolation --no-binary :all: \
-        "mmcv==$MMCV_VERSION" -d "$build" >&2
+        mmcv -d "$build" >&2
     tar -xzf "$build/mmcv-$MMCV_VERSION.tar.gz" -C "$build"
     src="$build/mmcv-$MMCV_VERSION"
     if [[ $PLAN_CXX_STD != c++17 ]]; then
-        # mmcv 2.1.0 hard-codes c++17 (torch >= 2.14 headers need C++20).
+        # mmcv's setup.py hard-codes c++17 (torch >= 2.14 headers need C++20).
         sed -i "s/-std=c++17/-std=$PLAN_CXX_STD/g" "$src/setup.py"
         sed -i "s/std:c++17/std:$PLAN_CXX_STD/g" "$src/setup.py"
     fi
@@ -119,13 +115,12 @@ build_mmcv() {
         # torch builds in parallel (MAX_JOBS) only when `ninja` is on PATH;
         # the venv's ninja is not unless the venv is active.
         export PATH="$VENV/bin:$PATH"
-        export MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+        export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+        # mmcv's own switches, as the plan sets them.
+        eval "$PLAN_BUILD_ENV"
         if ((PLAN_CUDA)); then
-            export FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$PLAN_ARCH_LIST"
+            # The PyPI compiler's CUDA_HOME is assembled after the plan.
             export CUDA_HOME="$PLAN_CUDA_HOME" PATH="$PLAN_CUDA_HOME/bin:$PATH"
-        else
-            # mmcv's setup.py compiles CUDA ops whenever a GPU is visible.
-            export FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=
         fi
         "$VENV/bin/python" -m pip wheel -q --no-build-isolation --no-deps \
             "${PIP_EXTRA[@]}" -w "$build/dist" . >&2
@@ -159,13 +154,13 @@ ensure_mmcv() {
         wheel="$dir/$(basename "$built")"
         mv "$dir/.partial.whl" "$wheel"
     fi
-    pip_ install -q --no-deps --force-reinstall "$wheel"
+    pip_local install -q --no-deps --force-reinstall "$wheel"
     echo "$PLAN_CACHE_KEY" > "$MMCV_MARKER"
 }
 
 if [[ -f "$STAMP_FILE" && "$(cat "$STAMP_FILE")" == "$(stamp)" ]]; then
     plan
-    if [[ "$(cat "$MMCV_MARKER" 2>/dev/null)" == "$PLAN_CACHE_KEY" ]]; then
+    if mmcv_matches_plan; then
         say "environment $VENV is up to date"
         exit 0
     fi
@@ -204,34 +199,42 @@ printf '%s\n' "${ARGS[*]}" > "$ARGS_FILE"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 # This machine's pip config lists local indexes that may be absent; pip
 # warns once per package about them, which would bury what matters.
-pip_() { "${PIP[@]}" "$@" "${PIP_EXTRA[@]}" \
-         2> >(grep -v 'is ignored: it is neither' >&2); }
+# pip_: with the stack's constraints; pip_local: for mmcv's own wheel and
+# source folder (a constraint by name does not apply to a file).
+pip_local() { "${PIP[@]}" "$@" "${PIP_EXTRA[@]}" \
+              2> >(grep -v 'is ignored: it is neither' >&2); }
+pip_() { pip_local "$@" -c "$CONSTRAINTS"; }
 
-say "installing build tools (setuptools < 81: mmcv's setup.py imports pkg_resources)"
-pip_ install -q 'setuptools>=70,<81' wheel 'pip>=23'
-
-TORCH_PINS=()
 if ((SYSTEM_TORCH)); then
     "$VENV/bin/python" -c 'import torch, torchvision' 2>/dev/null ||
         die "--system-torch: $PY has no torch and torchvision; load the" \
             "cluster's torch (module, container) first, or drop the option"
-    # Nothing installed later may replace the system's torch. pip compares
-    # the distributions' versions, which can lack the local label that
-    # torch.__version__ shows (2.14.1 vs 2.14.1+cu130).
-    CONSTRAINTS="$VENV/.distkd_torch_constraints.txt"
-    "$VENV/bin/python" -c 'from importlib.metadata import version
+    # The stack less its torch, and the system's torch pinned: nothing
+    # installed later may replace it. pip compares the distributions'
+    # versions, which can lack the local label of torch.__version__
+    # (X.Y.Z vs X.Y.Z+cu130).
+    CONSTRAINTS="$VENV/.distkd_constraints.txt"
+    {
+        "$PY" "$ROOT/requirements/stack.py" without torch torchvision
+        "$VENV/bin/python" -c 'from importlib.metadata import version
 for name in ("torch", "torchvision"):
-    print(f"{name}=={version(name)}")' > "$CONSTRAINTS"
-    PIP_EXTRA+=(-c "$CONSTRAINTS")
-    say "using the system's $(tr '\n' ' ' < "$CONSTRAINTS")"
-elif ! "$VENV/bin/python" -c "import torch, torchvision, sys; \
+    print(f"{name}=={version(name)}")'
+    } > "$CONSTRAINTS"
+    say "using the system's $(grep '^torch' "$CONSTRAINTS" | tr '\n' ' ')"
+else
+    CONSTRAINTS=$STACK
+fi
+
+say "installing build tools (an old setuptools: mmcv's setup.py imports" \
+    "pkg_resources)"
+pip_ install -q setuptools wheel pip
+
+if ((SYSTEM_TORCH == 0)) && ! "$VENV/bin/python" -c "import torch, torchvision, sys; \
 sys.exit(not (torch.__version__.startswith('$TORCH_VERSION') and \
 torchvision.__version__.startswith('$TORCHVISION_VERSION')))" 2>/dev/null; then
     say "installing torch $TORCH_VERSION and torchvision $TORCHVISION_VERSION (large, one time)"
-    pip_ install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+    pip_ install -q torch torchvision
 fi
-((SYSTEM_TORCH)) ||
-    TORCH_PINS=("torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION")
 plan  # early: it refuses an unsupported torch or a bad MMCV_CUDA
 say "mmcv build: $PLAN_SUMMARY"
 
@@ -248,7 +251,7 @@ version("opencv-python")' 2>/dev/null; then
     say "OpenCV is installed as another distribution; not adding opencv-python"
 fi
 
-# install_openmmlab REQ...: pip install, keeping the machine's OpenCV.
+# install_openmmlab NAME...: pip install, keeping the machine's OpenCV.
 install_openmmlab() {
     if ((OPENCV_ELSEWHERE == 0)); then
         pip_ install -q "$@"
@@ -256,7 +259,7 @@ install_openmmlab() {
     fi
     pip_ install -q --no-deps "$@"
     local deps
-    deps=$("$VENV/bin/python" "$ROOT/tools/mmcv_build.py" requirements "$@")
+    deps=$("$VENV/bin/python" "$MMCV_BUILD" requirements "$@")
     # shellcheck disable=SC2086  # a list of requirements
     [[ -z $deps ]] || pip_ install -q $deps
 }
@@ -264,17 +267,12 @@ install_openmmlab() {
 say "installing mmengine and pure-python dependencies"
 grep -v '^mmengine' "$ROOT/requirements.txt" > "$VENV/.distkd_requirements"
 pip_ install -q -r "$VENV/.distkd_requirements"
-install_openmmlab "$(grep '^mmengine' "$ROOT/requirements.txt")"
+install_openmmlab mmengine
 
 ensure_mmcv
 
 say "installing mmdet, mmsegmentation and mmpretrain"
-if ((OPENCV_ELSEWHERE)); then
-    install_openmmlab 'mmdet==3.3.0' 'mmsegmentation==1.2.2' 'mmpretrain==1.2.0'
-else
-    pip_ install -q 'mmdet==3.3.0' 'mmsegmentation==1.2.2' \
-        'mmpretrain==1.2.0' "${TORCH_PINS[@]}" "mmcv==$MMCV_VERSION"
-fi
+install_openmmlab mmdet mmsegmentation mmpretrain
 
 say "installing distkd_mm in editable mode"
 pip_ install -q --no-deps --no-build-isolation -e "$ROOT"
