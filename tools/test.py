@@ -4,7 +4,8 @@ Every flag means what it means in that library: ``--out`` (mmdet: a
 ``.pkl`` of predictions; mmseg: a folder of predicted masks; mmpretrain: a
 ``.pkl`` of predictions, or the metrics with ``--out-item metrics``),
 ``--show``, ``--show-dir``, ``--wait-time``, ``--tta``, ``--work-dir``,
-``--cfg-options``, ``--launcher``. The library is the config's
+``--cfg-options`` (applied to the config before the library's script
+reads it), ``--launcher``. The library is the config's
 ``default_scope``, and its script builds the config's ``runner_type``
 (mmseg's: always ``Runner``). On top, this wrapper accepts ``pkg::path``
 configs and runs ``--launcher pytorch`` on machines without CUDA (gloo),
@@ -20,6 +21,8 @@ import runpy
 import sys
 import tempfile
 from typing import List
+
+from mmengine.config import DictAction
 
 import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 from distkd_mm.apis.attach import load_config
@@ -59,8 +62,13 @@ def main(argv: List[str]) -> None:
     if len(argv) < 2 or argv[0] in ('-h', '--help'):
         print(__doc__)
         return
+    # Applied here, into the config the library's script reads: they may
+    # choose the runner and its strategy (fitted to the launcher below), or
+    # the model whose heads must fit the checkpoint.
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args, rest = parser.parse_known_args(argv)
     cfg = load_config(args.config)
+    cfg.merge_from_dict(args.cfg_options or {})
     script = library_script(cfg)
     check_heads_fit(cfg, args.checkpoint)
     config = args.config

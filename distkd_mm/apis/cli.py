@@ -87,12 +87,16 @@ def build_runner(cfg: Config):
     """
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
+    _fill_env_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def _fill_env_cfg(cfg: Config) -> None:
     if issubclass(runner_class(cfg), FlexibleRunner) and \
             cfg.get('env_cfg') is None:
         # FlexibleRunner.from_cfg passes a missing `env_cfg` on as None,
         # which its __init__ cannot read: give it the __init__'s default.
         cfg.env_cfg = dict(dist_cfg=dict(backend='nccl'))
-    return RUNNERS.build(cfg)
 
 
 def runner_class(cfg: Config) -> type:
@@ -140,6 +144,7 @@ def fit_runner_to_launcher(cfg: Config) -> List[str]:
         ValueError: a FlexibleRunner strategy that needs CUDA (FSDP,
             DeepSpeed, ColossalAI) on a machine without CUDA.
     """
+    _fill_env_cfg(cfg)  # for the libraries' test.py too
     launcher = cfg.get('launcher', 'none')
     cpu_ddp = launcher == 'pytorch' and not torch.cuda.is_available()
     if not issubclass(runner_class(cfg), FlexibleRunner):

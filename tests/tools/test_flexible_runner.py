@@ -1,10 +1,14 @@
 """The runner a config names: ``runner_type`` (FlexibleRunner with a
 ``strategy``), as tools/train.py builds and starts it. The 2-rank run under
 DDPStrategy is in test_launch.py."""
+import json
+
 import pytest
 import torch
-from distkd_testing import load_tool, runner_cfg, tiny_distiller
+from distkd_testing import (load_tool, run_tool, runner_cfg, tiny_classifier,
+                            tiny_distiller, write_config)
 from mmengine.config import Config
+from mmengine.registry import MODELS
 from mmengine.runner import FlexibleRunner, Runner
 
 from distkd_mm.apis.cli import (build_runner, check_auto_resume,
@@ -108,3 +112,48 @@ def test_flexible_auto_resume_continues_its_own_and_refuses_another_model(
     check_auto_resume(other, other.cfg)
     with pytest.raises(RuntimeError, match='a different model wrote it'):
         other.train()
+
+
+@pytest.fixture
+def ddp_strategy_checkpoint(tmp_path) -> str:
+    """A Distiller checkpoint as DDPStrategy saves it: the DDP wrapper's
+    keys (``module.student.*``)."""
+    torch.manual_seed(0)
+    state = MODELS.build(tiny_distiller()).state_dict()
+    path = str(tmp_path / 'ddp_strategy.pth')
+    torch.save(
+        {
+            'meta': {},
+            'state_dict': {
+                f'module.{k}': v
+                for k, v in state.items()
+            }
+        }, path)
+    return path
+
+
+def test_test_tool_checks_heads_of_a_ddp_strategy_checkpoint(
+        ddp_strategy_checkpoint, imagenet_root, tmp_path):
+    # Its student has 10 classes: a 7-class head would score at random,
+    # whether the config or a --cfg-options override says 7.
+    seven = write_config(tmp_path / 'seven.py', imagenet_root,
+                         str(tmp_path / 'test'), tiny_classifier(4, 7), 1)
+    ten = write_config(tmp_path / 'ten.py', imagenet_root,
+                       str(tmp_path / 'test'), tiny_classifier(4, 10), 1)
+    override = ['--cfg-options', 'model.head.num_classes=7']
+    for config, options in ((seven, []), (ten, override)):
+        with pytest.raises(ValueError, match=r'nothing of head\.fc fits'):
+            run_tool('test', config, ddp_strategy_checkpoint, *options)
+
+
+@pytest.mark.slow  # the library's test.py runs a FlexibleRunner
+def test_test_tool_runs_the_flexible_runner_its_cfg_options_name(
+        ddp_strategy_checkpoint, imagenet_root, tmp_path):
+    plain = write_config(tmp_path / 'plain.py', imagenet_root,
+                         str(tmp_path / 'test'), tiny_classifier(4), 1)
+    out = tmp_path / 'metrics.json'
+    # One process: the DDPStrategy runs on one device.
+    run_tool('test', plain, ddp_strategy_checkpoint, '--cfg-options',
+             'runner_type=FlexibleRunner', 'strategy.type=DDPStrategy',
+             '--out', str(out), '--out-item', 'metrics')
+    assert 'accuracy/top1' in json.loads(out.read_text())
