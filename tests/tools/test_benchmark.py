@@ -145,7 +145,8 @@ def test_teacher_modes_run_the_task_again_with_a_folded_teacher(
 def test_cpu_cases_run_in_fresh_processes_and_lean_dist_saves_memory(
         fresh_processes):
     student = fresh_processes['student']()
-    # Gradients and SGD momentum of ResNet-18 alone are ~90 MiB.
+    # ResNet-18's gradients alone are ~45 MiB (set to None after each
+    # step, so each step allocates them again).
     assert student['ms'] > 0 and student['peak_mib'] > 40
 
     results, stdout = fresh_processes['dist_memory']()
@@ -154,7 +155,7 @@ def test_cpu_cases_run_in_fresh_processes_and_lean_dist_saves_memory(
     assert res['shape'] == [2, 720, 25, 42]
     assert res['value_diff'] < 1e-5 and res['grad_max_diff'] < 1e-6
     assert res['plain']['peak_mib'] > 0 and res['lean']['peak_mib'] > 0
-    assert 0 < res['peak_ratio'] < 1
+    assert 0 < res['peak_ratio'] < 0.8  # 0.56 measured at this scale
     assert 'lean / plain peak memory' in stdout
 
 

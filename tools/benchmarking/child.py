@@ -2,6 +2,7 @@
 allocator keeps what earlier cases freed resident)."""
 import argparse
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -10,6 +11,14 @@ import sys
 SCRIPT = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmark.py')
 RESULT_TAG = 'BENCHMARK_RESULT '
+# glibc's malloc raises its mmap threshold after the first large free and
+# then keeps freed tensors in the heap: RSS would show earlier calls'
+# memory as the step's. A fixed threshold maps every tensor above 128 KiB
+# and unmaps it when freed.
+MALLOC_ENV = {
+    'MALLOC_MMAP_THRESHOLD_': str(128 * 1024),
+    'MALLOC_TRIM_THRESHOLD_': str(128 * 1024),
+}
 
 
 def run_child(spec: str, args: argparse.Namespace) -> dict:
@@ -21,7 +30,11 @@ def run_child(spec: str, args: argparse.Namespace) -> dict:
             cmd += [f'--{option}', str(value)]
     if args.amp:
         cmd.append('--amp')
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env={
+            **os.environ,
+            **MALLOC_ENV
+        })
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])

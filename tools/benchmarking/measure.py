@@ -34,7 +34,13 @@ def _peak_rss_bytes() -> int:
 def measure(fn: Callable[[], object], steps: int, warmup: int, device: str,
             memory: bool) -> Dict[str, Optional[float]]:
     """Median ms per call after ``warmup`` calls, and the peak MiB held
-    above the state before the first call (None when not measured)."""
+    above the state before a call (None when not measured).
+
+    On the CPU the peak is taken from one more call after the timed ones:
+    the first call's one-off allocations (autograd engine, thread pools)
+    are not the step's, and RSS only shows what the step holds when the
+    allocator returns freed blocks (see ``child.MALLOC_ENV``).
+    """
     cuda = device.startswith('cuda')
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     gc.collect()
@@ -42,9 +48,6 @@ def measure(fn: Callable[[], object], steps: int, warmup: int, device: str,
         sync()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    else:
-        _reset_peak_rss()
-        base = _peak_rss_bytes()
     for _ in range(warmup):
         fn()
     times = []
@@ -58,5 +61,9 @@ def measure(fn: Callable[[], object], steps: int, warmup: int, device: str,
     if cuda:
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     elif memory:
+        gc.collect()
+        _reset_peak_rss()
+        base = _peak_rss_bytes()
+        fn()
         peak = (_peak_rss_bytes() - base) / 2**20
     return dict(ms=statistics.median(times), peak_mib=peak)
