@@ -1,6 +1,7 @@
 """Shared fixtures: generated datasets and checkpoints."""
 import os
 import os.path as osp
+import shutil
 import tempfile
 
 import pytest
@@ -20,6 +21,10 @@ def pytest_configure(config) -> None:
     # folder by default: a test must find only the files it wrote, so each
     # test process (and what it starts) gets an empty one of its own.
     os.environ['TORCH_HOME'] = tempfile.mkdtemp(prefix='distkd_torch_home_')
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(os.environ['TORCH_HOME'], ignore_errors=True)
 
 
 @pytest.fixture
