@@ -7,7 +7,8 @@ importing the package makes exactly the changes listed in :data:`EFFECTS`
 (each with what it replaces, what it does instead and why), all of them in
 one call, :func:`apply`, at the end of ``distkd_mm/__init__.py``. They
 touch MMEngine's checkpoint loaders for URLs and local paths,
-``Runner.resume`` and ``HistoryBuffer``'s pickling, nothing else.
+``Runner.resume``, ``FlexibleRunner.resume`` and ``HistoryBuffer``'s
+pickling, nothing else.
 ``distkd_mm.import_effects.EFFECTS``
 lists them at runtime; the tests check that list against what an import
 really changes in every loaded module.
@@ -30,7 +31,7 @@ import functools
 from typing import Callable, NamedTuple, Tuple
 
 from mmengine.logging import HistoryBuffer
-from mmengine.runner import CheckpointLoader, Runner
+from mmengine.runner import CheckpointLoader, FlexibleRunner, Runner
 
 from .utils.checkpoint import (HISTORY_METHODS, URL_SCHEMES,
                                load_from_local_weights_only,
@@ -76,8 +77,11 @@ EFFECTS: Tuple[ImportEffect, ...] = (
         "MMEngine's own checkpoints (numpy data, log buffers) then fail to "
         'load: resume fails out of the box.'),
     ImportEffect(
-        'resume_scope', ('mmengine.runner.runner.Runner.resume', ),
-        "Runner.resume runs inside utils.checkpoint.resuming_own_checkpoint"
+        'resume_scope', ('mmengine.runner.runner.Runner.resume',
+                         'mmengine.runner._flexible_runner.FlexibleRunner.'
+                         'resume'),
+        "Runner.resume and FlexibleRunner.resume run inside "
+        "utils.checkpoint.resuming_own_checkpoint"
         ", the only scope in which local loads restore MMEngine's "
         'HistoryBuffer log state.',
         'Resume needs the log state; no other load does, so no other load '
@@ -107,8 +111,9 @@ def apply() -> None:
         prefixes=URL_SCHEMES, loader=load_from_url_weights_only, force=True)
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local_weights_only, force=True)
-    if not getattr(Runner.resume, '_distkd_scoped', False):
-        Runner.resume = _scoped_resume(Runner.resume)
+    for runner in (Runner, FlexibleRunner):
+        if not getattr(runner.resume, '_distkd_scoped', False):
+            runner.resume = _scoped_resume(runner.resume)
     HistoryBuffer.__setstate__ = _history_setstate
     HistoryBuffer.__getstate__ = _history_getstate
 

@@ -100,12 +100,18 @@ def flexible_run(root, work_dir, model, epochs, **extra) -> FlexibleRunner:
 def test_flexible_auto_resume_continues_its_own_and_refuses_another_model(
         tmp_path, imagenet_root):
     work = str(tmp_path / 'work')
-    flexible_run(imagenet_root, work, tiny_distiller(), 1).train()
+    first = flexible_run(imagenet_root, work, tiny_distiller(), 1)
+    first.train()
+    logged = len(first.message_hub.get_scalar('train/loss').data[0])
     # The same model continues (its model is built only in train()).
     again = flexible_run(imagenet_root, work, tiny_distiller(), 2, resume=True)
     check_auto_resume(again, again.cfg)
     again.train()
     assert again.epoch == 2
+    # With its log buffers (MMEngine's HistoryBuffer, restored only in a
+    # resume's scope): the first epoch's losses are still there.
+    losses = again.message_hub.get_scalar('train/loss').data[0]
+    assert len(losses) == 2 * logged
     # A wider student in the same work dir is refused before any load.
     other = flexible_run(
         imagenet_root, work, tiny_distiller(student_width=8), 3, resume=True)
