@@ -30,6 +30,7 @@ from distkd_mm.apis.cli import config_name, fit_runner_to_launcher
 from distkd_mm.hooks import add_student_checkpoint_hook
 from distkd_mm.utils.student_layout import (bare_key, is_distiller_state,
                                             student_state)
+from distkd_mm.utils.urls import hide_url_secrets
 from distkd_mm.utils.weights import (MIN_LOADED_SHARE, count_fit,
                                      unfit_submodules)
 
@@ -82,6 +83,10 @@ def main(argv: List[str]) -> None:
     # and no CUDA device ids on a CPU, one device for a single process.
     cfg.launcher = _launcher(rest)
     for note in fit_runner_to_launcher(cfg):
+        print(note)
+    # The library's Runner, in this process, logs and dumps the config:
+    # URLs without tokens there, downloads with the full ones.
+    for note in hide_url_secrets(cfg):
         print(note)
     config = osp.join(tmp.name, osp.basename(config.split('::')[-1]))
     cfg.dump(config)

@@ -106,3 +106,15 @@ def test_a_token_url_reaches_no_log_config_or_checkpoint(
     assert f"teacher_ckpt='{shown}'" in checkpoint['meta']['cfg']
     record = bytes(checkpoint['state_dict']['_extra_state'].tolist())
     assert record.decode() == shown
+
+    # Testing it: the test run's log and dumped config hold no token.
+    tested = tmp_path / 'tested'
+    run_tool('test', config, str(work_dir / 'epoch_1.pth'), '--work-dir',
+             str(tested))
+    written = 0
+    for folder, _, names in os.walk(tested):
+        for name in names:
+            path = os.path.join(folder, name)
+            assert server.token.encode() not in open(path, 'rb').read(), path
+            written += name.endswith(('.log', 'distill.py'))
+    assert written >= 2
