@@ -137,12 +137,14 @@ def report() -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_every_leaf_loads_the_plugin():
     assert len(LEAVES) > 0
     for path in LEAVES:
         assert 'distkd_mm' in _read(path)[0], path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'path', LEAVES, ids=[osp.relpath(p, REPO) for p in LEAVES])
 def test_custom_imports_register_every_type_and_nothing_more(path, report):

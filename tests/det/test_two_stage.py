@@ -232,6 +232,7 @@ def test_extractor_path_of_another_module_fails_at_the_first_step():
         model.train().loss(batch['inputs'], batch['data_samples'])
 
 
+@pytest.mark.slow
 def test_single_stage_teacher_is_rejected_at_build():
     student = build_in_mmdet(tiny_detector(STUDENT))
     teacher = build_in_mmdet(

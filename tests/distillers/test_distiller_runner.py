@@ -16,6 +16,7 @@ def train(cfg: dict) -> Runner:
     return runner
 
 
+@pytest.mark.slow
 def test_runner_checkpoint_has_no_teacher_and_resumes_to_same_weights(
         imagenet_root, tmp_path):
     ckpt = save_teacher(str(tmp_path / 'teacher.pth'))

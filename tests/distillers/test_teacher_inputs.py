@@ -176,6 +176,7 @@ def test_ema_of_a_distiller_averages_the_student_and_shares_the_teacher():
         torch.testing.assert_close(param, student[name])
 
 
+@pytest.mark.slow
 def test_mmengines_ema_hook_on_a_distiller_holds_one_teacher(
         imagenet_root, tmp_path):
     from mmengine.hooks import EMAHook

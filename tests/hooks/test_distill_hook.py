@@ -44,6 +44,7 @@ def distill_run(root, work_dir, ckpt, epochs=1, student_pre=None, **hook):
     return Runner.from_cfg(copy.deepcopy(cfg))
 
 
+@pytest.mark.slow
 def test_gate_passes_a_trained_teacher_and_logs_its_score(
         imagenet_root, trained_teacher, tmp_path):
     runner = distill_run(imagenet_root, str(tmp_path), trained_teacher)
@@ -86,6 +87,7 @@ def test_a_trained_teacher_keeps_its_accuracy_beside_another_preprocessing(
     assert 'teacher inputs: derived from the student' in log
 
 
+@pytest.mark.slow
 def test_gate_stops_a_random_teacher_before_any_training(
         imagenet_root, tmp_path):
     torch.manual_seed(0)
@@ -125,6 +127,7 @@ def test_weight_schedule_warms_up_and_stops():
         DistillHook(check_teacher=False)
 
 
+@pytest.mark.slow
 def test_switched_off_distillation_skips_the_teacher(imagenet_root,
                                                      trained_teacher,
                                                      tmp_path):

@@ -13,6 +13,7 @@ from distkd_mm.hooks import TeacherGateHook
 DIGITS_DIST = osp.join(REPO, 'configs/demo/digits_dist.py')
 
 
+@pytest.mark.slow
 def test_gate_stops_a_random_teacher_in_a_shipped_config(
         demo_teacher_ckpt, tmp_path):
     """configs/demo/digits_dist.py as shipped, a random teacher checkpoint:
@@ -43,6 +44,7 @@ def test_gate_stops_a_random_teacher_in_a_shipped_config(
     assert 'Teacher before training' in log
 
 
+@pytest.mark.slow
 def test_gate_can_be_tuned_and_switched_off_with_cfg_options(
         demo_teacher_ckpt, tmp_path):
     cfg = Config.fromfile(DIGITS_DIST)

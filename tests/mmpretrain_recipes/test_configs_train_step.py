@@ -53,6 +53,7 @@ def _loss_types(name: str) -> set:
     return {t.loss.type for t in load(name).model.distill_losses.values()}
 
 
+@pytest.mark.slow
 def test_every_config_steps_through_a_stepped_one():
     stepped = {_step_model(n) for n in STEPPED}
     for name in SEED_CONFIGS:
@@ -61,6 +62,7 @@ def test_every_config_steps_through_a_stepped_one():
         *map(_loss_types, STEPPED))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', STEPPED)
 def test_config_builds_and_trains_one_step(name):
     torch.manual_seed(0)

@@ -104,6 +104,7 @@ def test_every_family_has_configs_and_every_variant_its_dist_row():
         assert row in CONFIGS, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', [n for n in CONFIGS if family(n) != 'swin'])
 def test_config_matches_the_seed_recipe(name):
     seed = dict(SEED[family(name)])

@@ -30,6 +30,7 @@ def trained(imagenet_root, tmp_path_factory):
         tmp=tmp, teacher=teacher, ckpt=str(tmp / 'work' / 'epoch_1.pth'))
 
 
+@pytest.mark.slow
 def test_test_tool_loads_the_student_of_a_distiller_checkpoint(
         trained, imagenet_root, tmp_path):
     plain = write_config(tmp_path / 'student.py', imagenet_root,

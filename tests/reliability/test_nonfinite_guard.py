@@ -44,6 +44,7 @@ def train_steps(make_batch, steps: int, side: str, factor: float, at_step: int,
     return model.student
 
 
+@pytest.mark.slow
 def test_nan_teacher_stops_the_run_and_keeps_the_last_checkpoint(
         imagenet_root, tmp_path):
     cfg = runner_cfg(imagenet_root, str(tmp_path / 'work'), tiny_distiller(),

@@ -60,6 +60,7 @@ def _files(root):
     }
 
 
+@pytest.mark.slow
 def test_resume_into_a_widened_student_is_refused_writing_nothing(
         imagenet_root, tmp_path):
     work = tmp_path / 'work'

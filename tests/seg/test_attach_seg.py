@@ -13,6 +13,7 @@ STUDENT = 'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 TEACHER = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py'
 
 
+@pytest.mark.slow
 def test_teacher_attached_to_plain_deeplabv3_config_trains(
         cityscapes_root, deeplabv3_r101_ckpt, offline_resnet18_v1c, tmp_path):
     cfg = unformatted(

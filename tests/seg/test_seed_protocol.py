@@ -45,6 +45,7 @@ def build(model: dict):
         return MODELS.build(model).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config,head,side,depth', [
     (SEED_DEEPLAB, 'deeplabv3', 'student', 18),
     (SEED_PSPNET, 'pspnet', 'student', 18),
@@ -129,6 +130,7 @@ def _seed_files(tmp_path) -> tuple:
     return teacher_file, teacher.state_dict(), converted, backbone
 
 
+@pytest.mark.slow
 def test_seed_protocol_config_trains_a_few_iterations(cityscapes_root,
                                                       tmp_path):
     cfg = unformatted(Config.fromfile(osp.join(CONFIGS, SEED_DEEPLAB)))

@@ -162,6 +162,7 @@ def test_mask2former_segmentor_is_refused_saying_why():
         assert 'loss_dice' not in message and 'loss_mask' not in message
 
 
+@pytest.mark.slow
 def test_teacher_run_stops_a_random_teacher_at_the_gate(
         imagenet_root, tmp_path):
     """``tools/train.py --teacher`` with a random teacher: the gate (on by

@@ -97,6 +97,7 @@ def fresh_processes(benchmark, benchmarking, tmp_path_factory):
             dist.communicate(timeout=600)
 
 
+@pytest.mark.slow
 def test_every_task_builds_and_steps(tmp_path, run_benchmark, fresh_processes):
     # `fresh_processes`: started first, they run beside this long test.
 
@@ -127,6 +128,7 @@ def test_every_task_builds_and_steps(tmp_path, run_benchmark, fresh_processes):
     assert 'b/(a+c)' in stdout and '(d) teacher, loss mode' in stdout
 
 
+@pytest.mark.slow
 def test_teacher_modes_run_the_task_again_with_a_folded_teacher(
         run_benchmark, benchmarking):
     run_names = importlib.import_module('benchmarking.tasks').run_names
@@ -142,6 +144,7 @@ def test_teacher_modes_run_the_task_again_with_a_folded_teacher(
     assert tasks['cls@fused']['ratios']['b/a'] > 0
 
 
+@pytest.mark.slow
 def test_cpu_cases_run_in_fresh_processes_and_lean_dist_saves_memory(
         fresh_processes):
     student = fresh_processes['student']()

@@ -63,6 +63,7 @@ def distilled(imagenet_root, tmp_path_factory) -> dict:
         tmp=tmp, killed_run=(killed.returncode, stderr[-3000:]), **configs)
 
 
+@pytest.mark.slow
 def test_exported_student_loads_strictly_and_tests_like_the_distiller(
         distilled, imagenet_root, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(distilled['tmp']))
@@ -87,6 +88,7 @@ def test_exported_student_loads_strictly_and_tests_like_the_distiller(
     assert scores['student'] == scores['distiller']
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_uninterrupted_weights(
         distilled, monkeypatch, capsys):
     tmp = distilled['tmp']

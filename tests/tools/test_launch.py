@@ -75,6 +75,7 @@ def run(cmd, cwd, tmp):
     return result
 
 
+@pytest.mark.slow
 def test_dist_train_sh_runs_two_ranks_that_end_with_identical_students(
         ddp_config, monkeypatch):
     # tools/dist_train.sh is torchrun (torch.distributed.run) over

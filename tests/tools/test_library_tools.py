@@ -65,6 +65,7 @@ def scalars_of(work: str) -> str:
     return scalars
 
 
+@pytest.mark.slow
 def test_mmpretrain_train_script_logs_the_total_and_each_term(trained):
     assert osp.isfile(osp.join(trained, 'epoch_1.pth'))
     text = open(scalars_of(trained)).read()
@@ -72,6 +73,7 @@ def test_mmpretrain_train_script_logs_the_total_and_each_term(trained):
         assert key in text, key
 
 
+@pytest.mark.slow
 def test_test_script_dumps_mmpretrain_predictions(trained, tmp_path):
     """mmpretrain's flags through tools/test.py (run here by its ``main``):
     ``--out`` predictions, ``--tta`` (flip test-time augmentation around
@@ -86,6 +88,7 @@ def test_test_script_dumps_mmpretrain_predictions(trained, tmp_path):
     assert len(dumped) == 8 and 'pred_label' in dumped[0]
 
 
+@pytest.mark.slow
 def test_loss_curves_plot_with_mmpretrain_analyze_logs(trained, tmp_path,
                                                        monkeypatch):
     out = str(tmp_path / 'curves.png')

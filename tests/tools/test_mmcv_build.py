@@ -76,6 +76,7 @@ def test_cuda_torch_without_gpu_stays_cpu_ops(mb, tmp_path):
     assert plan.cache_key == 'torch-2.14.1-cu13.0-ops-cpu-cp311'
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has a GPU')
 def test_this_machine_plans_cpu_ops_by_default():
     env = {k: v for k, v in os.environ.items() if k != 'MMCV_CUDA'}

@@ -63,6 +63,7 @@ def wait_for(path, process) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_second_run_in_a_live_work_dir_is_refused_and_the_first_finishes(
         imagenet_root, tmp_path):
     (tmp_path / 'hold_hook.py').write_text(HOLD_HOOK)
@@ -106,6 +107,7 @@ def test_second_run_in_a_live_work_dir_is_refused_and_the_first_finishes(
     assert not (work / LOCK_NAME).exists()  # released at the end
 
 
+@pytest.mark.slow
 def test_lock_of_a_process_that_is_gone_is_taken_over_and_the_run_trains(
         imagenet_root, tmp_path):
     work = tmp_path / 'work'

@@ -95,6 +95,7 @@ def test_zoo_schemes_resolve_to_their_cached_download(server, monkeypatch):
         load_untrusted('torchvision://resnet81')
 
 
+@pytest.mark.slow
 def test_pretrained_package_config_takes_the_metafile_url(server, monkeypatch):
     from distkd_mm.distillers.teacher import zoo_checkpoint
     config = 'mmpretrain::resnet/resnet34_8xb32_in1k.py'

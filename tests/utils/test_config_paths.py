@@ -36,6 +36,7 @@ def evil(tmp_path):
     return name, str(path), marker
 
 
+@pytest.mark.slow
 def test_pkg_name_climbing_out_of_the_package_never_runs_its_file(
         evil, imagenet_root, tmp_path):
     name, path, marker = evil

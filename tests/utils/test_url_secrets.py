@@ -71,6 +71,7 @@ def test_the_teacher_record_and_its_warning_hold_no_token():
     assert 'old-secret' not in text
 
 
+@pytest.mark.slow
 def test_a_token_url_reaches_no_log_config_or_checkpoint(
         server, imagenet_root, tmp_path):
     save_teacher(server.root / 'teacher.pth')
