@@ -7,7 +7,7 @@ TEST_WORKERS ?= 2
 
 LINTED := distkd_mm tools tests configs .dev_scripts requirements setup.py
 
-.PHONY: env demo test lint clean
+.PHONY: env demo test test-fast lint clean
 
 # SETUP_ARGS: e.g. "--system-torch --find-links DIR --no-index" (see
 # .dev_scripts/setup_env.sh --help); remembered by the venv. The versions:
@@ -20,6 +20,11 @@ demo: env
 
 test: env
 	$(PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
+# Without the tests marked slow (Runners, processes, library tools).
+test-fast: env
+	$(PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile \
+		-m "not slow"
 
 lint: env
 	$(PY) -m flake8 $(LINTED)
