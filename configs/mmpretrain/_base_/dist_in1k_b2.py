@@ -14,7 +14,7 @@
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
     'mmpretrain::_base_/default_runtime.py', './dist_logits.py',
-    '../../_base_/seed_fp32_teacher.py'
+    '../../_base_/seed_fp32_teacher.py', './seed_in1k_test_pipeline.py'
 ]
 
 # DISTRandAugment and DISTRandomErasing (below) are registered by
@@ -36,12 +36,7 @@ train_pipeline = [
     # preprocessor (model.student.train_cfg below), as the seed's.
     dict(type='PackInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
+test_pipeline = {{_base_.seed_test_pipeline}}
 # The seed's loader drops the last partial batch (1668 iterations an epoch
 # on 8 GPUs, not 1669).
 train_dataloader = dict(

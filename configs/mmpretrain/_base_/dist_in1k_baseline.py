@@ -13,7 +13,7 @@
 # student where it is not R18).
 _base_ = [
     'mmpretrain::resnet/resnet18_8xb32_in1k.py', './dist_logits.py',
-    '../../_base_/seed_fp32_teacher.py'
+    '../../_base_/seed_fp32_teacher.py', './seed_in1k_test_pipeline.py'
 ]
 
 model = dict(
@@ -55,12 +55,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
+test_pipeline = {{_base_.seed_test_pipeline}}
 # The seed's loader drops the last partial batch (5004 iterations an epoch
 # on 8 GPUs, not 5005).
 train_dataloader = dict(drop_last=True, dataset=dict(pipeline=train_pipeline))
