@@ -254,6 +254,13 @@ def test_the_readme_config_snippet_builds_a_distiller(tmp_path):
     assert list(model.terms) == ['loss_dist']
 
 
+def test_the_import_effects_page_lists_exactly_the_effects_of_the_code():
+    from distkd_mm.import_effects import EFFECTS
+    with open(osp.join(REPO, 'docs', 'reliability.md'), encoding='utf-8') as f:
+        rows = re.findall(r'^\| `(\w+)` \|', f.read(), re.M)
+    assert rows == [effect.name for effect in EFFECTS]
+
+
 def test_a_wrong_flag_in_a_documented_command_is_found():
     command = Command('doc.md:1',
                       ['python', 'tools/train.py', 'x.py', '--teacher-ckpts'])
