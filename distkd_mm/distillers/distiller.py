@@ -66,7 +66,8 @@ class Distiller(BaseModel):
             slower). DIST itself is computed in fp32 either way.
         teacher_channels_last: Keep a convolutional teacher's weights and
             inputs in channels-last layout (faster convolutions on recent
-            GPUs). ``'auto'`` (default) does it on CUDA only.
+            GPUs, and a compiled teacher on CPUs). ``'auto'`` (default)
+            does it on CUDA and for ``teacher_compile``.
         teacher_forward: How to run the teacher when ``tensor`` mode does
             more or other than the taps need (two-stage detectors, mmseg's
             auxiliary heads): the config of a teacher-forward strategy, see

@@ -27,7 +27,8 @@ class TeacherRun:
         term_of: Teacher tap path -> the name of the term that uses it.
         inputs: Maps the student's batch to the teacher's.
         autocast: ``None``, ``'auto'``, ``'bf16'`` or ``'fp16'``.
-        channels_last: True, False or ``'auto'`` (CUDA only).
+        channels_last: True, False or ``'auto'`` (on CUDA, or with
+            ``compile``).
         forward: A teacher-forward strategy run instead of
             ``teacher(..., mode='tensor')`` (see :mod:`.teacher_forward`).
         fuse: Fold BatchNorms (see :class:`.FastTeacher`).
@@ -91,7 +92,8 @@ class TeacherRun:
         dtype = None if fp32 else teacher_dtype(self.autocast, device)
         precision = nullcontext() if dtype is None else torch.autocast(
             device_type=device, dtype=dtype)
-        if _use_channels_last(self.channels_last, inputs):
+        if _use_channels_last(self.channels_last, inputs,
+                              bool(self.fast.compile_options)):
             if not self._is_channels_last:
                 self.teacher.to(memory_format=torch.channels_last)
                 self._is_channels_last = True
@@ -183,7 +185,12 @@ def _device(inputs: Any) -> str:
     return inputs.device.type if isinstance(inputs, torch.Tensor) else 'cpu'
 
 
-def _use_channels_last(choice: Union[bool, str], inputs: Any) -> bool:
+def _use_channels_last(choice: Union[bool, str], inputs: Any,
+                       compiled: bool) -> bool:
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
         return False
-    return inputs.is_cuda if choice == 'auto' else bool(choice)
+    if choice != 'auto':
+        return bool(choice)
+    # CUDA convolutions, and inductor's frozen ones on a CPU, run faster
+    # channels-last; eager CPU convolutions gain nothing (docs/speed.md).
+    return inputs.is_cuda or compiled

@@ -139,6 +139,68 @@ def test_compiled_and_folded_teacher_matches_eager(make_batch, logs):
     assert fast.teacher_run.fast.folded
 
 
+def _scripted_clock(ms_per_call):
+    """A clock whose timed teacher forwards took ``ms_per_call`` ms."""
+    times = []
+    for ms in ms_per_call:
+        times += [0., ms / 1e3]
+    return iter(times).__next__
+
+
+@pytest.mark.parametrize(
+    'compiled_ms, eager_ms, kept',
+    [
+        ((5., 6.), (9., 8.), True),
+        ((12., 11.), (9., 8.), False),
+        ((9., 9.), (9., 9.), False),  # not faster: eager
+    ])
+def test_compiled_teacher_is_kept_only_where_it_measured_faster(
+        make_batch, logs, compiled_ms, eager_ms, kept):
+    torch._dynamo.reset()
+    plain, fast, data = _pair(
+        make_batch, teacher_compile=dict(backend='eager'))
+    expected = plain.loss(data['inputs'], data['data_samples'])
+    runs = fast.teacher_run.fast
+    # The timed forwards alternate, compiled first.
+    runs.clock = _scripted_clock(
+        [ms for pair in zip(compiled_ms, eager_ms) for ms in pair])
+    backbone = fast.teacher.backbone
+
+    for _ in range(1 + 2 * fast_teacher.TRIAL_CALLS + 1):
+        losses = fast.loss(data['inputs'], data['data_samples'])
+        torch.testing.assert_close(
+            losses['loss_dist'], expected['loss_dist'], rtol=1e-5, atol=0)
+
+    assert runs._trial is None
+    assert (runs.compiled is backbone) == kept
+    assert ('forward' in vars(backbone)) == kept
+    decision = 'kept compiled' if kept else 'running the teacher eagerly'
+    assert any(decision in m for m in logs), logs
+
+
+def test_a_frozen_teacher_compiles_with_inductors_freezing():
+    assert fast_teacher.compile_options(True) == dict(
+        options={'freezing': True})
+    # What the user chose stays as it is.
+    assert fast_teacher.compile_options(dict(mode='reduce-overhead')) == dict(
+        mode='reduce-overhead')
+    assert fast_teacher.compile_options(dict(backend='eager')) == dict(
+        backend='eager')
+
+
+@pytest.mark.slow
+def test_inductor_frozen_teacher_gives_the_eager_losses(make_batch, logs):
+    torch._dynamo.reset()
+    plain, fast, data = _pair(make_batch, teacher_compile=True)
+    expected = plain.loss(data['inputs'], data['data_samples'])
+
+    for _ in range(2):
+        losses = fast.loss(data['inputs'], data['data_samples'])
+        torch.testing.assert_close(
+            losses['loss_dist'], expected['loss_dist'], rtol=1e-4, atol=1e-6)
+    assert fast.teacher_run.fast.compiled is fast.teacher.backbone
+
+
 def test_compile_is_skipped_when_a_tap_is_in_the_backbone(logs):
     cfg = tiny_distiller(teacher_compile=True)
     cfg['distill_losses']['loss_dist'].update(
