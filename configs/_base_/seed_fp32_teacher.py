@@ -3,7 +3,7 @@
 # (`teacher_autocast=None`), whatever the Distiller's default (`'auto'`:
 # bf16 on GPUs, kept by the mmseg-recipe variants and the Swin-T row): bf16
 # moved the DIST loss of a trained student by 3.2e-3 (up to 9e-3 per batch)
-# relative in tools/teacher_precision.py (README: teacher precision).
+# relative in tools/teacher_precision.py (docs/speed.md#teacher-precision).
 #
 # A config lists this file in `_base_` and sets
 # `model = dict(..., teacher_autocast={{_base_.seed_teacher_autocast}})`;
