@@ -85,8 +85,7 @@ def student_of(path: str) -> dict:
     from distkd_mm.utils import student_layout as layout
     checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     if layout.checkpoint_layout(checkpoint) == layout.PLAIN:
-        state = layout.state_dict_of(checkpoint)
-        return {layout.bare_key(k): v for k, v in state.items()}
+        return layout.bare_state(layout.state_dict_of(checkpoint))
     return layout.student_weights(checkpoint)
 
 

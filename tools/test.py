@@ -28,8 +28,7 @@ import distkd_mm  # noqa: F401  (registers Distiller, DISTLoss, ...)
 from distkd_mm.apis.attach import load_config
 from distkd_mm.apis.cli import config_name, fit_runner_to_launcher
 from distkd_mm.hooks import add_student_checkpoint_hook
-from distkd_mm.utils.student_layout import (bare_key, is_distiller_state,
-                                            student_state)
+from distkd_mm.utils.student_layout import as_student_state
 from distkd_mm.utils.urls import hide_url_secrets
 from distkd_mm.utils.weights import (MIN_LOADED_SHARE, count_fit,
                                      unfit_submodules)
@@ -127,10 +126,7 @@ def check_heads_fit(cfg, checkpoint: str) -> None:
         CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
     # Only the student is evaluated; a FlexibleRunner's DDPStrategy saves
     # the wrapper's `module.` keys, which MMEngine's load strips.
-    state = student_state(state) if is_distiller_state(state) else {
-        bare_key(k): v
-        for k, v in state.items()
-    }
+    state = as_student_state(state)
     fitting, total = count_fit(state, model_state)
     if fitting < MIN_LOADED_SHARE * total:
         return  # StudentCheckpointHook refuses it, with the export hint

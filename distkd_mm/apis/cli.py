@@ -20,7 +20,7 @@ from mmengine.runner import (CheckpointLoader, FlexibleRunner, Runner,
                              find_latest_checkpoint)
 
 from ..distillers import Distiller
-from ..utils.student_layout import bare_key
+from ..utils.student_layout import bare_state, state_dict_of
 from ..utils.weights import state_differences
 
 # Distiller arguments that also exist on the student: `--cfg-options
@@ -296,10 +296,7 @@ class _ResumeCheckHook(Hook):
 def _refuse_other_model(checkpoint: dict, path: str, runner) -> None:
     # A FlexibleRunner's DDPStrategy saves the wrapper's `module.` keys,
     # which MMEngine's resume strips.
-    state = {
-        bare_key(k): v
-        for k, v in checkpoint.get('state_dict', checkpoint).items()
-    }
+    state = bare_state(state_dict_of(checkpoint))
     model = runner.model.module if is_model_wrapper(
         runner.model) else runner.model
     # Keys and shapes: a widened student has every key of the old one.

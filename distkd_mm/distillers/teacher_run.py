@@ -56,8 +56,12 @@ class TeacherRun:
         """The scope, around the student's forward, in which the teacher
         forward records what it needs of the student's step (a two-stage
         student's RoIs); it gives None when the forward needs nothing."""
-        recorder = getattr(self.forward, 'student_recorder', None)
+        recorder = self._student_recorder
         return nullcontext() if recorder is None else recorder
+
+    @property
+    def _student_recorder(self) -> Optional[Recorder]:
+        return getattr(self.forward, 'student_recorder', None)
 
     def record_student(self, student: nn.Module, inputs: torch.Tensor,
                        data_samples: Optional[List]) -> Optional[Taps]:
@@ -65,7 +69,7 @@ class TeacherRun:
         student loss forward without gradients: for running the teacher
         alone (benchmarks, precision checks); None, and no student forward
         spent, when the forward needs nothing."""
-        if getattr(self.forward, 'student_recorder', None) is None:
+        if self._student_recorder is None:
             return None
         with torch.no_grad(), self.student_records() as records:
             student(inputs, data_samples, mode='loss')

@@ -20,7 +20,7 @@ from mmengine.registry import HOOKS
 
 from ..distillers import Distiller
 from ..utils.student_layout import (STUDENT_PREFIX, as_distiller_state,
-                                    bare_key, student_state)
+                                    bare_state, student_state)
 from ..utils.weights import MIN_LOADED_SHARE, count_fit
 
 
@@ -90,10 +90,7 @@ def fit_state_dict(state: Dict, model_state: Dict, is_distiller: bool,
 
 def _fills_half(state: Dict, model_state: Dict) -> bool:
     # MMEngine's load strips a DDP wrapper's prefix from the keys too.
-    fitting, total = count_fit({
-        bare_key(k): v
-        for k, v in state.items()
-    }, model_state)
+    fitting, total = count_fit(bare_state(state), model_state)
     return fitting > 0 and fitting >= MIN_LOADED_SHARE * total
 
 

@@ -37,6 +37,19 @@ def bare_key(key: str) -> str:
         else key
 
 
+def bare_state(state: Mapping[str, Any]) -> 'OrderedDict[str, Any]':
+    """``state`` with its keys as MMEngine's load reads them (a DDP
+    wrapper's ``module.`` removed)."""
+    return OrderedDict((bare_key(k), v) for k, v in state.items())
+
+
+def as_student_state(state: Mapping[str, Any]) -> 'OrderedDict[str, Any]':
+    """The student's weights in a Distiller's or a plain model's state
+    dict, keyed as the student's own."""
+    return student_state(state) if is_distiller_state(state) else \
+        bare_state(state)
+
+
 def is_distiller_state(state: Mapping[str, Any]) -> bool:
     """Whether ``state`` is a Distiller's (it holds ``student.`` keys)."""
     return any(bare_key(k).startswith(STUDENT_PREFIX) for k in state)

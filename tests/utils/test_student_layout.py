@@ -14,6 +14,7 @@ from mmengine.registry import MODELS
 from distkd_mm.hooks import StudentEMAHook
 from distkd_mm.utils.student_layout import (DISTILLER, DISTILLER_EMA, PLAIN,
                                             as_distiller_state,
+                                            as_student_state,
                                             checkpoint_layout, export_student,
                                             student_state, student_weights)
 
@@ -69,6 +70,14 @@ def test_student_state_and_distiller_state_are_inverse(distiller):
     }
     assert list(student_state(state)) == list(student)
     assert not student_state(student)
+
+
+def test_any_state_gives_the_students_keys_with_or_without_ddp(distiller):
+    student = list(distiller.student.state_dict())
+    for state in (distiller.student.state_dict(), distiller.state_dict()):
+        wrapped = {f'module.{k}': v for k, v in state.items()}
+        assert list(as_student_state(state)) == student
+        assert list(as_student_state(wrapped)) == student
 
 
 @pytest.mark.parametrize('whole_model', [False, True])
