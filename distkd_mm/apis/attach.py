@@ -113,45 +113,84 @@ def _with_mimic(preset: Callable[[dict, dict],
 
 # mmdet dense heads whose classification branch gives one class map per
 # FPN level, in the same layout for every model of the head's type: the
-# attribute to tap, by head class (a subclass inherits its base's entry).
+# attribute to tap, by head class (a subclass inherits its nearest listed
+# base's entry; a subclass that builds other layers has its own entry).
 # A shared conv runs once per level; a ModuleList (RTMDet's separate-BN
 # head, YOLOX) is tapped member by member (see Recorder): either way the
 # k-th call of the student pairs with the k-th of the teacher.
 DENSE_CLS_TAPS: Dict[str, str] = {
-    'RetinaHead': 'retina_cls',  # also FSAF, FreeAnchor, SABL
+    'RetinaHead': 'retina_cls',  # also FSAF, FreeAnchor, PISA
+    'RetinaSepBNHead': 'retina_cls',  # per-level convs, a shared classifier
+    'SABLRetinaHead': 'retina_cls',
     'ATSSHead': 'atss_cls',  # also PAA
     'DDODHead': 'atss_cls',
     'GFLHead': 'gfl_cls',  # also LD
     'VFNetHead': 'vfnet_cls',
     'TOODHead': 'tood_cls',  # the logits before the task alignment
     'AnchorFreeHead': 'conv_cls',  # FCOS, FoveaBox, AutoAssign, NAS-FCOS...
+    'RepPointsHead': 'reppoints_cls_out',
+    'CenterNetHead': 'heatmap_head',  # one level: the class heatmap logits
+    'YOLOFHead': 'cls_score',  # one level, before the implicit objectness
     'RTMDetHead': 'rtm_cls',  # RTMDetSepBNHead: a ModuleList
     'YOLOXHead': 'multi_level_conv_cls',  # a ModuleList
+}
+# Heads whose classification loss is not their `loss_cls`.
+DENSE_CLS_LOSSES: Dict[str, str] = {'CenterNetHead': 'loss_center_heatmap'}
+# Losses that score sigmoid probabilities without a `use_sigmoid` switch.
+SIGMOID_LOSSES = ('GaussianFocalLoss', )
+
+# Dense heads whose class maps do not line up, and why (by head class, its
+# subclasses included).
+DENSE_REFUSED: Dict[str, str] = {
+    'SSDHead': ('its class maps hold num_anchors x (num_classes + 1) '
+                'channels scored by one softmax per anchor, so DIST over the '
+                'channel axis would mix the anchors\' softmaxes'),
+    'YOLOV3Head': ('one conv per level predicts boxes, objectness and '
+                   'classes of every anchor in one map, so its output is '
+                   'no class map'),
+    'GuidedAnchorHead': ('in eval mode (the teacher\'s) its classifier is a '
+                         'masked convolution computed only where anchors '
+                         'are guided, one image at a time, so the teacher\'s '
+                         'class maps are not computed where the student\'s '
+                         'are'),
 }
 
 # Families whose class logits belong to queries: a query's index says
 # nothing about which object it finds (queries are matched to objects by
 # Hungarian assignment in every forward), so student query i and teacher
 # query i are not the same object and their logits do not line up.
-QUERY_DETECTORS = ('DETR', 'DeformableDETR', 'ConditionalDETR', 'DABDETR',
-                   'DINO', 'MaskFormer', 'Mask2Former')
-QUERY_HEADS = ('MaskFormerHead', 'Mask2FormerHead')
+# By model or head class, their subclasses included (DDQ-DETR, Grounding
+# DINO, QueryInst...). Sparse R-CNN's learned proposals are queries too.
+QUERY_DETECTORS = ('DetectionTransformer', 'DETR', 'DeformableDETR',
+                   'ConditionalDETR', 'DABDETR', 'DINO', 'MaskFormer',
+                   'Mask2Former', 'SparseRCNN')
+QUERY_HEADS = ('DETRHead', 'MaskFormerHead', 'Mask2FormerHead')
+# Single-stage instance segmentors run their box head's loss (with the
+# targets) in `tensor` mode, to pick the mask head's positives.
+INSTANCE_SEGMENTORS = ('SingleStageInstanceSegmentor', )
 
 
 def _type_name(cfg: Optional[dict]) -> str:
     return str((cfg or {}).get('type', '')).split('.')[-1]
 
 
+def _is_a(cfg: dict, names: tuple) -> bool:
+    """Whether the mmdet class of ``cfg``'s type (or, unregistered there,
+    the type's name) is one of ``names`` or a subclass of one."""
+    kind = _type_name(cfg)
+    cls = _head_class(kind)
+    bases = [b.__name__ for b in cls.__mro__] if cls is not None else [kind]
+    return any(name in names for name in bases)
+
+
 def query_family(student: dict) -> Optional[str]:
     """The query-based model type (or head type) of ``student``, if any."""
-    kind = _type_name(student)
-    if kind in QUERY_DETECTORS:
-        return kind
+    if _is_a(student, QUERY_DETECTORS):
+        return _type_name(student)
     for key in ('decode_head', 'panoptic_head', 'bbox_head'):
         head = student.get(key)
-        if isinstance(head, dict) and (_type_name(head) in QUERY_HEADS
-                                       or 'DETR' in _type_name(head)
-                                       or _type_name(head) == 'DINOHead'):
+        if isinstance(head, dict) and (_is_a(head, QUERY_HEADS)
+                                       or 'DETR' in _type_name(head)):
             return _type_name(head)
     return None
 
@@ -176,7 +215,7 @@ def refuse_query_family(student: dict) -> None:
 
 
 def _head_class(head_type: str):
-    """The registered mmdet class of a head type, or None."""
+    """The registered mmdet class of a model or head type, or None."""
     try:
         import mmdet.models  # noqa: F401  (registers the heads)
         from mmdet.registry import MODELS as DET_MODELS
@@ -185,39 +224,103 @@ def _head_class(head_type: str):
     return DET_MODELS.get(head_type)
 
 
+def _listed(cls, table: Dict[str, str]) -> Optional[str]:
+    """The entry of ``table`` for ``cls`` or its nearest listed base."""
+    return next((table[base.__name__]
+                 for base in cls.__mro__ if base.__name__ in table), None)
+
+
+def dense_refusal(head: dict) -> Optional[str]:
+    """Why a dense head's class maps do not line up, if they do not."""
+    cls = _head_class(_type_name(head))
+    return None if cls is None else _listed(cls, DENSE_REFUSED)
+
+
+def _default_arg(cls, name: str):
+    """The default of ``name`` in the first ``__init__`` of ``cls``'s
+    bases that declares it (a head may pass it on through ``**kwargs``)."""
+    for base in cls.__mro__:
+        init = base.__dict__.get('__init__')
+        if init is None:
+            continue
+        param = inspect.signature(init).parameters.get(name)
+        if param is not None and param.default is not param.empty:
+            return param.default
+    return None
+
+
+def _uses_sigmoid(loss: dict) -> bool:
+    """Whether a classification loss config scores by sigmoid: its
+    ``use_sigmoid``, else its class's default, else by its type."""
+    if 'use_sigmoid' in loss:
+        return bool(loss['use_sigmoid'])
+    try:
+        from mmdet.registry import MODELS as DET_MODELS
+        loss_cls = DET_MODELS.get(_type_name(loss))
+    except ImportError:
+        loss_cls = None
+    if loss_cls is not None:
+        param = inspect.signature(
+            loss_cls.__init__).parameters.get('use_sigmoid')
+        if param is not None and param.default is not param.empty:
+            return bool(param.default)
+    return _type_name(loss) in SIGMOID_LOSSES
+
+
 def dense_cls_tap(head: dict) -> Optional[tuple]:
     """``(attribute, use_sigmoid)`` of a dense head config, or None.
 
     The attribute comes from :data:`DENSE_CLS_TAPS` by the head's class
-    (its bases included); sigmoid or softmax as the head's ``loss_cls``
-    (its ``use_sigmoid``, or the head's default loss) says.
+    (its bases included); sigmoid or softmax as the head's classification
+    loss says (its ``use_sigmoid``, or the default of the loss class, or
+    of the head's ``loss_cls`` argument).
     """
     cls = _head_class(_type_name(head))
-    if cls is None:
+    if cls is None or _listed(cls, DENSE_REFUSED) is not None:
         return None
-    attribute = next(
-        (DENSE_CLS_TAPS[base.__name__]
-         for base in cls.__mro__ if base.__name__ in DENSE_CLS_TAPS), None)
+    attribute = _listed(cls, DENSE_CLS_TAPS)
     if attribute is None:
         return None
-    loss = head.get('loss_cls')
+    key = _listed(cls, DENSE_CLS_LOSSES) or 'loss_cls'
+    loss = head.get(key)
     if loss is None:
-        default = inspect.signature(cls.__init__).parameters.get('loss_cls')
-        loss = getattr(default, 'default', None) or {}
-    return attribute, bool(loss.get('use_sigmoid', False))
+        loss = _default_arg(cls, key) or {}
+    return attribute, _uses_sigmoid(loss)
+
+
+def _refuse_dense(side: str, head: dict) -> None:
+    """Fail for a dense head whose class maps do not line up (or that
+    the table does not know), saying why and what to write."""
+    kind = _type_name(head)
+    reason = dense_refusal(head)
+    why = (f'its class maps do not line up between two models: {reason}'
+           if reason is not None else
+           f'its class-map attribute is not known (heads known: '
+           f'{sorted(DENSE_CLS_TAPS)}, and their subclasses)')
+    raise ValueError(
+        f'`--distill dense` should be given detectors whose dense heads\' '
+        f'class maps line up, but the {side} has a {kind}: {why}. Write '
+        '`distill_losses` in a config instead, with taps on outputs that '
+        'do (e.g. the FPN features: configs/mmdet/_base_/fpn_mimic.py).')
 
 
 def _dense(student: dict, teacher: dict) -> dict:
+    for side, model in (('student', student), ('teacher', teacher)):
+        if _is_a(model, INSTANCE_SEGMENTORS):
+            raise ValueError(
+                f'`--distill dense` should be given detectors, but the '
+                f'{side} is a {_type_name(model)}: its `tensor` forward runs '
+                'the box head\'s loss with the targets to pick the mask '
+                'head\'s positives, so the teacher would compute losses and '
+                'run its class maps twice a step. Write `distill_losses` in '
+                'a config with a `teacher_forward` that runs the teacher\'s '
+                'backbone, neck and `bbox_head.forward` only.')
     s_head, t_head = student.get('bbox_head', {}), teacher.get('bbox_head', {})
     s_tap, t_tap = dense_cls_tap(s_head), dense_cls_tap(t_head)
-    if s_tap is None or t_tap is None:
-        side, head = ('student', s_head) if s_tap is None else ('teacher',
-                                                                t_head)
-        raise ValueError(
-            f'`--distill dense` should be given detectors with a dense head '
-            f'of {sorted(DENSE_CLS_TAPS)} (or a subclass), but the {side} '
-            f'has {_type_name(head)!r}; write `distill_losses` in a config '
-            'with the taps of its class maps.')
+    if s_tap is None:
+        _refuse_dense('student', s_head)
+    if t_tap is None:
+        _refuse_dense('teacher', t_head)
     if s_tap[1] != t_tap[1]:
         raise ValueError(
             '`bbox_head.loss_cls.use_sigmoid` should be the same for student '
@@ -268,21 +371,35 @@ _AUTO = {
 }
 
 
+def _is_retina_head(head: dict) -> bool:
+    """Whether a head config is mmdet's RetinaHead (or a subclass)."""
+    cls = _head_class(_type_name(head))
+    return cls is None or any(base.__name__ == 'RetinaHead'
+                              for base in cls.__mro__)
+
+
 def guess_preset(student: dict) -> str:
     """The preset for a student model, e.g. ``RetinaNet`` -> retinanet.
 
     A single-stage detector whose dense head is in :data:`DENSE_CLS_TAPS`
     (FCOS, ATSS, GFL, RTMDet, YOLOX, ...) gets ``dense``; a query-based
-    model is refused with what to write instead.
+    model, and a dense head whose class maps do not line up
+    (:data:`DENSE_REFUSED`: SSD, YOLOv3, Guided Anchoring), are refused
+    saying why and what to write instead.
     """
     refuse_query_family(student)
     kind = _type_name(student)
+    head = student.get('bbox_head')
+    dense = isinstance(head, dict) and 'roi_head' not in student
+    if kind == 'RetinaNet' and dense and not _is_retina_head(head):
+        # SABL, Guided Anchoring...: RetinaNets with other heads.
+        kind = 'SingleStageDetector'
     if kind in _AUTO:
         return _AUTO[kind]
-    head = student.get('bbox_head')
-    if isinstance(head, dict) and 'roi_head' not in student and \
-            dense_cls_tap(head) is not None:
+    if dense and dense_cls_tap(head) is not None:
         return 'dense'
+    if dense and _head_class(_type_name(head)) is not None:
+        _refuse_dense('student', head)
     raise ValueError(
         f'`--distill` should be given for a {kind!r} student (no preset '
         f'is known for it); pick one of {sorted(PRESETS)} or write '

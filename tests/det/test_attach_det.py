@@ -40,38 +40,69 @@ def test_teacher_attached_to_plain_retinanet_config_trains(
     assert 'val/coco/bbox_mAP' in scalars
 
 
-# (mmdet recipe, the class-map tap --teacher picks, FPN levels). RTMDet and
-# YOLOX are their own tiny models (their CSP necks take 3 levels); the
-# others are shrunk to a ResNet-18 at 8 channels with a 16-channel FPN.
+# (mmdet recipe, the class-map tap --teacher picks, FPN levels). RTMDet,
+# YOLOX, YOLOF and CenterNet are their own models (their necks are not
+# ResNet + FPN); the others are shrunk to a ResNet-18 at 8 channels with a
+# 16-channel FPN.
 FAMILIES = [
     ('retinanet/retinanet_r50_fpn_1x_coco.py', 'bbox_head.retina_cls', 5),
     ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', 'bbox_head.conv_cls', 5),
     ('atss/atss_r50_fpn_1x_coco.py', 'bbox_head.atss_cls', 5),
     ('gfl/gfl_r50_fpn_1x_coco.py', 'bbox_head.gfl_cls', 5),
+    ('tood/tood_r50_fpn_1x_coco.py', 'bbox_head.tood_cls', 5),
+    ('foveabox/fovea_r50_fpn_4xb4-1x_coco.py', 'bbox_head.conv_cls', 5),
+    ('paa/paa_r50_fpn_1x_coco.py', 'bbox_head.atss_cls', 5),
+    ('vfnet/vfnet_r50_fpn_1x_coco.py', 'bbox_head.vfnet_cls', 5),
+    # Sigmoid from FCOSHead's default loss_cls (AutoAssignHead has none).
+    ('autoassign/autoassign_r50-caffe_fpn_1x_coco.py', 'bbox_head.conv_cls', 5
+     ),
+    # RepPointsHead builds no conv_cls of its base AnchorFreeHead.
+    ('reppoints/reppoints-moment_r50_fpn_1x_coco.py',
+     'bbox_head.reppoints_cls_out', 5),
+    # Sigmoid from its GaussianFocalLoss (no use_sigmoid switch).
+    ('centernet/centernet-update_r50-caffe_fpn_ms-1x_coco.py',
+     'bbox_head.conv_cls', 5),
+    # A RetinaNet whose head is no RetinaHead: 'dense', not 'retinanet'.
+    ('sabl/sabl-retinanet_r50_fpn_1x_coco.py', 'bbox_head.retina_cls', 5),
     ('rtmdet/rtmdet_tiny_8xb32-300e_coco.py', 'bbox_head.rtm_cls', 3),
     ('yolox/yolox_tiny_8xb8-300e_coco.py', 'bbox_head.multi_level_conv_cls',
      3),
+    ('yolof/yolof_r50-c5_8xb8-1x_coco.py', 'bbox_head.cls_score', 1),
+    ('centernet/centernet_r18_8xb16-crop512-140e_coco.py',
+     'bbox_head.heatmap_head', 1),
 ]
+# Heads whose default GroupNorm has 32 groups: too many for 16 channels.
+_GN_HEADS = ('TOODHead', 'PAAHead', 'VFNetHead', 'AutoAssignHead',
+             'CenterNetUpdateHead', 'RepPointsHead', 'FoveaHead')
 
 
 def _family_model(recipe: str) -> dict:
-    if recipe.startswith(('rtmdet', 'yolox')):
+    if recipe.startswith(('rtmdet', 'yolox', 'yolof', 'centernet/centernet_')):
         from mmengine.hub import get_config
         model = get_config(f'mmdet::{recipe}').model.to_dict()
         # YOLOX's multi-scale batch resize would grow the 64x96 test
         # images to 320-640 px: the step, not the pairing, would be slow.
         model['data_preprocessor'].pop('batch_augments', None)
+        model['backbone'].pop('init_cfg', None)  # no download
         return model
-    return tiny_detector(recipe).to_dict()
+    model = tiny_detector(recipe).to_dict()
+    if model['bbox_head']['type'] in _GN_HEADS:
+        model['bbox_head']['norm_cfg'] = dict(
+            type='GN', num_groups=4, requires_grad=True)
+    return model
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('recipe,tap,levels', FAMILIES)
 def test_teacher_attaches_to_dense_detectors_and_steps(recipe, tap, levels,
                                                        tmp_path):
-    """``--teacher`` on plain mmdet models of six families: the preset is
-    guessed, taps the head's class maps (a ModuleList member by member),
-    and a training step of the built Distiller is finite."""
+    """``--teacher`` on plain mmdet models of sixteen dense heads: the
+    preset is guessed, taps the head's class maps (a ModuleList member by
+    member), and a training step of the built Distiller is finite."""
+    from mmengine.logging import MessageHub
+
+    # TOOD's head reads the epoch (a Runner's hook sets it).
+    MessageHub.get_current_instance().update_info('epoch', 0)
     model = _family_model(recipe)
     teacher = str(tmp_path / 'teacher.py')
     Config(dict(model=model, default_scope='mmdet')).dump(teacher)
@@ -79,7 +110,7 @@ def test_teacher_attaches_to_dense_detectors_and_steps(recipe, tap, levels,
     cfg = attach_teacher(Config(dict(model=model)), teacher, ckpt)
     term = cfg.model.distill_losses.loss_dist
     assert term.student == term.teacher == tap
-    assert term.loss.use_sigmoid  # all six score classes by sigmoid
+    assert term.loss.use_sigmoid  # all of them score classes by sigmoid
     assert cfg.default_hooks.teacher_gate.type == 'TeacherGateHook'
 
     distiller = build_in_mmdet(cfg.model.to_dict())
@@ -108,6 +139,28 @@ def test_query_based_detectors_are_refused_saying_why(recipe):
         assert 'not the same object' in message
         assert 'FPN/neck feature mimic' in message
         assert 'loss_' not in message.split('e.g.')[0]  # no loss_dice...
+
+
+@pytest.mark.parametrize('recipe,reason', [
+    ('ssd/ssd300_coco.py', 'one softmax per anchor'),
+    ('yolo/yolov3_d53_8xb8-320-273e_coco.py', 'boxes, objectness and'),
+    ('guided_anchoring/ga-retinanet_r50_fpn_1x_coco.py', 'masked conv'),
+    ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py',
+     "runs the box head's loss"),
+    ('sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py', 'Hungarian assignment'),
+    ('ddq/ddq-detr-4scale_r50_8xb2-12e_coco.py', 'Hungarian assignment'),
+])
+def test_heads_whose_class_maps_do_not_line_up_are_refused_saying_why(
+        recipe, reason):
+    """Refused when the config is attached (no model is built), naming the
+    reason, never "no preset is known" or a failure at the first step."""
+    plain = load_config(f'mmdet::{recipe}')
+    with pytest.raises(ValueError) as info:
+        attach_teacher(plain, f'mmdet::{recipe}')
+    message = str(info.value)
+    assert reason in message
+    assert 'no preset is known' not in message
+    assert '`distill_losses`' in message or 'FPN/neck feature' in message
 
 
 @pytest.mark.slow
