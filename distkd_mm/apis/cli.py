@@ -20,6 +20,7 @@ from mmengine.runner import (CheckpointLoader, FlexibleRunner, Runner,
                              find_latest_checkpoint)
 
 from ..distillers import Distiller
+from ..utils.checkpoint import resuming_own_checkpoint
 from ..utils.student_layout import bare_state, state_dict_of
 from ..utils.weights import state_differences
 
@@ -276,7 +277,10 @@ def check_auto_resume(runner, cfg: Config) -> None:
     if not isinstance(runner.model, nn.Module):
         runner.register_hook(_ResumeCheckHook(path), priority='VERY_HIGH')
         return
-    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    # As the Runner's resume reads it (the run's own checkpoint): a
+    # truncated one names the work dir's previous complete checkpoint.
+    with resuming_own_checkpoint():
+        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     _refuse_other_model(checkpoint, path, runner)
 
 

@@ -110,3 +110,24 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(
     for key in final:
         assert torch.allclose(
             final[key].float(), expected[key].float(), atol=1e-6), key
+
+
+@pytest.mark.slow
+def test_resume_of_a_truncated_latest_checkpoint_names_the_previous_one(
+        imagenet_root, tmp_path):
+    from distkd_mm.utils.checkpoint import CorruptCheckpointError
+    work = tmp_path / 'work'
+    config = write_config(tmp_path / 'plain.py', imagenet_root, str(work),
+                          tiny_classifier(4), 2)
+    run_tool('train', config)
+    # A run killed while saving its 2nd checkpoint: the latest is cut off.
+    latest = work / 'epoch_2.pth'
+    latest.write_bytes(latest.read_bytes()[:latest.stat().st_size // 2])
+    # tools/train.py reads it first (the auto-resume check), then the
+    # Runner: both name the work dir's previous complete checkpoint.
+    with pytest.raises(CorruptCheckpointError) as info:
+        run_tool('train', config, '--resume')
+    assert f'resume from the previous one: `--resume {work / "epoch_1.pth"}`' \
+        in str(info.value)
+    assert 'Re-download' not in str(info.value)
+    assert not (work / 'train.lock').exists()
