@@ -29,8 +29,15 @@ def trained_teacher(imagenet_root, tmp_path_factory) -> str:
 GATE_ARGS = {'enable', 'min_teacher_score', 'max_eval_batches'}
 
 
-def distill_run(root, work_dir, ckpt, epochs=1, student_pre=None, **hook):
-    model = tiny_distiller(teacher_ckpt=ckpt)
+def distill_run(root,
+                work_dir,
+                ckpt,
+                epochs=1,
+                student_pre=None,
+                teacher_preprocess='own',
+                **hook):
+    model = tiny_distiller(
+        teacher_ckpt=ckpt, teacher_preprocess=teacher_preprocess)
     if student_pre is not None:
         model['student']['data_preprocessor'] = student_pre
     model['student']['head']['num_classes'] = 4
@@ -69,7 +76,9 @@ def test_gate_passes_a_trained_teacher_and_logs_its_score(
 def test_a_trained_teacher_keeps_its_accuracy_beside_another_preprocessing(
         imagenet_root, trained_teacher, tmp_path):
     # The teacher learned on BGR, mean 127.5 / std 64; this student feeds
-    # RGB with ImageNet's mean/std: the teacher's inputs are derived.
+    # RGB with ImageNet's mean/std: the teacher's inputs are derived, and
+    # it scores inside the Distiller what it scores on its own (100 %).
+    from distkd_mm.hooks import TeacherGateHook
     student_pre = dict(
         type='mmpretrain.ClsDataPreprocessor',
         to_rgb=True,
@@ -85,6 +94,18 @@ def test_a_trained_teacher_keeps_its_accuracy_beside_another_preprocessing(
     log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
     assert "Teacher before training: {'accuracy/top1': 100.0}" in log
     assert 'teacher inputs: derived from the student' in log
+    # The student's batch as it is (the behaviour before the mapping):
+    # the same teacher loses accuracy, so the 100 % above is the mapping's.
+    unmapped = distill_run(
+        imagenet_root,
+        str(tmp_path / 'unmapped'),
+        trained_teacher,
+        epochs=0,
+        student_pre=student_pre,
+        teacher_preprocess='student')
+    gate = next(h for h in unmapped.hooks if isinstance(h, TeacherGateHook))
+    metrics, _ = gate.evaluate_teacher(unmapped)
+    assert metrics['accuracy/top1'] < 90
 
 
 @pytest.mark.slow
