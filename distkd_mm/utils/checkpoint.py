@@ -309,7 +309,7 @@ def load_untrusted(filename: str, map_location: Any = 'cpu') -> Any:
     if not osp.isfile(filename):
         raise FileNotFoundError(
             f'`checkpoint` should be an existing file or an http(s) URL, but '
-            f'got {filename!r}. Check the path.')
+            f'got {redact_url(filename)!r}. Check the path.')
     return load_file(filename, map_location)
 
 

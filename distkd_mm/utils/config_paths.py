@@ -23,6 +23,8 @@ from typing import Optional, Tuple
 from mmengine.config.utils import MODULE2PACKAGE, _get_cfg_metainfo
 from mmengine.utils import get_installed_path, is_installed
 
+from .urls import redact_url
+
 # `scheme://`: http(s), s3, ftp, ... (a Windows `C:\` has no `//`).
 _URL = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
 
@@ -82,7 +84,8 @@ def resolve_config_path(path: str, arg: str = 'config') -> str:
     if is_url(path):
         raise ValueError(
             f'`{arg}` should be a local config file or a \'pkg::path\' '
-            f'config, but got the URL {path!r}. URLs are not accepted here: '
+            f'config, but got the URL {redact_url(path)!r}. URLs are not '
+            'accepted here: '
             'download the config and pass its path.')
     if '::' not in path:
         return path

@@ -117,3 +117,11 @@ def test_pretrained_package_config_takes_the_metafile_url(server, monkeypatch):
             teacher=config,
             teacher_pretrained=True))
     assert torch.equal(model.teacher.head.fc.weight, r34['head.fc.weight'])
+
+
+def test_an_unsupported_url_is_refused_without_its_token():
+    url = 's3://bucket/teacher.pth?X-Amz-Signature=s3cr3t'
+    with pytest.raises(FileNotFoundError) as error:
+        load_untrusted(url)
+    assert "got 's3://bucket/teacher.pth'" in str(error.value)
+    assert 's3cr3t' not in str(error.value)

@@ -118,3 +118,11 @@ def test_package_that_is_not_installed_is_refused_not_pip_installed():
             match="with pkg one of .*'mmdet'.*, but "
             "got 'nopkg::a/b.py'"):
         teacher_model_cfg('nopkg::a/b.py')
+
+
+def test_a_refused_config_url_is_named_without_its_token():
+    url = 'https://user:pw@host/configs/teacher.py?token=s3cr3t'
+    with pytest.raises(ValueError) as error:
+        resolve_config_path(url, 'teacher')
+    assert "got the URL 'https://host/configs/teacher.py'" in str(error.value)
+    assert 's3cr3t' not in str(error.value) and 'pw' not in str(error.value)
