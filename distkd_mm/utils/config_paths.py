@@ -85,8 +85,7 @@ def resolve_config_path(path: str, arg: str = 'config') -> str:
         raise ValueError(
             f'`{arg}` should be a local config file or a \'pkg::path\' '
             f'config, but got the URL {redact_url(path)!r}. URLs are not '
-            'accepted here: '
-            'download the config and pass its path.')
+            'accepted here: download the config and pass its path.')
     if '::' not in path:
         return path
     package_path, root, rel = _package_configs(path, arg)
