@@ -44,26 +44,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def demo_run_config(tmp, teacher_ckpt: str, hook_name: str, hook: str,
+                    settings: str) -> str:
+    """A config in ``tmp`` on the demo distillation with the trained
+    teacher, loading ``hook`` (as module ``hook_name``), plus
+    ``settings``."""
+    (tmp / f'{hook_name}.py').write_text(hook)
+    cfg = tmp / 'cfg.py'
+    cfg.write_text(f'''
+_base_ = {osp.join(REPO, 'configs/demo/digits_dist.py')!r}
+custom_imports = dict(
+    imports=['distkd_mm', 'distkd_mm.datasets', {hook_name!r}],
+    allow_failed_imports=False)
+model = dict(teacher_ckpt={teacher_ckpt!r})
+train_cfg = dict(max_epochs=1)
+val_dataloader = dict(dataset=dict(indices=32))
+''' + settings)
+    return str(cfg)
+
+
 @pytest.fixture(scope='module')
 def ddp_config(tmp_path_factory, demo_teacher_ckpt) -> str:
     """The demo distillation, shortened to 2 steps of each rank and a
     small validation, with a per-rank weight dump."""
-    tmp = tmp_path_factory.mktemp('ddp')
-    (tmp / 'dump_hook.py').write_text(DUMP_HOOK)
-    cfg = tmp / 'ddp_cfg.py'
-    cfg.write_text(f'''
-_base_ = {osp.join(REPO, 'configs/demo/digits_dist.py')!r}
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.datasets', 'dump_hook'],
-    allow_failed_imports=False)
-model = dict(teacher_ckpt={demo_teacher_ckpt!r})
-train_cfg = dict(max_epochs=1)
+    return demo_run_config(
+        tmp_path_factory.mktemp('ddp'), demo_teacher_ckpt, 'dump_hook',
+        DUMP_HOOK, '''
 train_dataloader = dict(dataset=dict(indices=128))
-val_dataloader = dict(dataset=dict(indices=32))
 custom_hooks = [dict(type='DumpStudentHook')]
 default_hooks = dict(teacher_gate=dict(enable=False))  # a random teacher
 ''')
-    return str(cfg)
 
 
 def run(cmd, cwd, tmp):
@@ -143,28 +153,19 @@ def flexible_config(tmp_path_factory, demo_teacher_ckpt) -> str:
     """The demo distillation under FlexibleRunner + DDPStrategy, as a user
     writes it (no backend, no device ids): 4 steps of each rank, the
     teacher gate on (a random teacher: a zero floor), a warm-up."""
-    tmp = tmp_path_factory.mktemp('flexible')
-    (tmp / 'strategy_hook.py').write_text(STRATEGY_HOOK)
-    cfg = tmp / 'flexible_cfg.py'
-    cfg.write_text(f'''
-_base_ = {osp.join(REPO, 'configs/demo/digits_dist.py')!r}
-custom_imports = dict(
-    imports=['distkd_mm', 'distkd_mm.datasets', 'strategy_hook'],
-    allow_failed_imports=False)
+    return demo_run_config(
+        tmp_path_factory.mktemp('flexible'), demo_teacher_ckpt,
+        'strategy_hook', STRATEGY_HOOK, '''
 runner_type = 'FlexibleRunner'
 strategy = dict(type='DDPStrategy')
 env_cfg = dict(dist_cfg=dict(_delete_=True))  # MMEngine's default: NCCL
-model = dict(teacher_ckpt={demo_teacher_ckpt!r})
-train_cfg = dict(max_epochs=1)
 train_dataloader = dict(batch_size=16, dataset=dict(indices=128))
-val_dataloader = dict(dataset=dict(indices=32))
 custom_hooks = [dict(type='DistillHook', warmup_iters=8),
                 dict(type='DumpStrategyHook')]
 default_hooks = dict(
     logger=dict(interval=1),
     teacher_gate=dict(min_teacher_score=0.0))
 ''')
-    return str(cfg)
 
 
 def test_dist_train_sh_trains_a_distiller_under_flexible_runner_ddp(
