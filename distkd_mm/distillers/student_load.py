@@ -16,7 +16,8 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ..utils.checkpoint import is_resuming
-from ..utils.student_layout import STUDENT_PREFIX, is_distiller_state
+from ..utils.student_layout import (STUDENT_PREFIX, is_distiller_state,
+                                    student_state)
 from ..utils.weights import MIN_LOADED_SHARE, count_fit, state_differences
 
 
@@ -26,8 +27,8 @@ def fit_checkpoint(module: nn.Module, state_dict: dict, prefix: str, *args,
 
     Resume: any difference from the model is refused, naming the first
     ones. ``load_from``: a plain student checkpoint gets the ``student.``
-    prefix and must fill at least half of the student's float tensors
-    (key and shape); the counts are logged once.
+    prefix; either layout must fill at least half of the student's float
+    tensors (key and shape); the counts of a plain one are logged once.
 
     Raises:
         RuntimeError: a resume whose checkpoint differs from the model, or
@@ -48,20 +49,23 @@ def fit_checkpoint(module: nn.Module, state_dict: dict, prefix: str, *args,
                 'in its own `--work-dir` (with `load_from=CHECKPOINT` to '
                 'start from its weights).')
         return
-    if is_distiller_state(own):
-        return  # a Distiller checkpoint: MMEngine's load as before
+    distiller = is_distiller_state(own)
+    layout = 'Distiller' if distiller else 'plain'
+    saved = student_state(own) if distiller else own
     student = module.student.state_dict()
-    fitting, total = count_fit(own, student)
-    counts = (f'{fitting} of {total} student float tensors fit the plain '
+    fitting, total = count_fit(saved, student)
+    counts = (f'{fitting} of {total} student float tensors fit the {layout} '
               'checkpoint (same key and shape)')
     if fitting < MIN_LOADED_SHARE * total:
         raise RuntimeError(
             '`load_from` should be a checkpoint of the student (or of a '
             f'Distiller), but got one that fits too little: {counts}, fewer '
             f'than {MIN_LOADED_SHARE:.0%}; first model keys '
-            f'{sorted(student)[:3]} vs checkpoint {sorted(own)[:3]}. Check '
+            f'{sorted(student)[:3]} vs checkpoint {sorted(saved)[:3]}. Check '
             'that `model.student` and the checkpoint belong together, or '
             'convert its keys (see tools/).')
+    if distiller:
+        return  # a Distiller checkpoint: MMEngine's load as before
     print_log(
         f'load_from: a plain student checkpoint, loaded into the '
         f'Distiller\'s student: {counts}.',

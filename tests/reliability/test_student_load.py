@@ -52,6 +52,30 @@ def test_load_from_another_model_fails_saying_what_to_do(
         runner.load_or_resume()
 
 
+def test_load_from_a_distiller_of_another_student_fails_saying_what_to_do(
+        imagenet_root, tmp_path):
+    # A Distiller checkpoint whose student is twice as wide: the same
+    # half rule as for a plain one (MMEngine alone loads it non-strictly
+    # and trains from random initialisation).
+    other = MODELS.build(tiny_distiller(student_width=8))
+    path = str(tmp_path / 'other_distiller.pth')
+    torch.save({'state_dict': other.state_dict()}, path)
+    runner = _runner(
+        imagenet_root, tmp_path / 'work', tiny_distiller(), load_from=path)
+    with pytest.raises(
+            RuntimeError,
+            match='(?s)fits too little.*fit the Distiller checkpoint'):
+        runner.load_or_resume()
+    # Its own Distiller checkpoint still loads, all of the student.
+    own = MODELS.build(tiny_distiller())
+    torch.save({'state_dict': own.state_dict()}, path)
+    runner = _runner(
+        imagenet_root, tmp_path / 'work2', tiny_distiller(), load_from=path)
+    runner.load_or_resume()
+    torch.testing.assert_close(runner.model.student.state_dict(),
+                               own.student.state_dict())
+
+
 def _files(root):
     return {
         os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
