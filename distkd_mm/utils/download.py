@@ -27,14 +27,15 @@ Rules (each one fixes a way a multi-day run lost or mixed up its teacher):
   :class:`DownloadLimits`, for callers of :func:`download_once`):
 
   ``DISTKD_MM_DOWNLOAD_DEADLINE`` (seconds, default 21600 = 6 h; 0: none)
-      the whole download; a 10 GB teacher at 0.5 MB/s fits.
+      the whole download, the server's headers included (a watchdog closes
+      the connection when it passes); a 10 GB teacher at 0.5 MB/s fits.
   ``DISTKD_MM_DOWNLOAD_MIN_RATE`` (bytes/s, default 16384; 0: none) and
   ``DISTKD_MM_DOWNLOAD_RATE_WINDOW`` (seconds, default 300)
       a download that brings less than ``MIN_RATE * RATE_WINDOW`` bytes in
       any such window fails (a server that crawls, one byte at a time).
   ``DISTKD_MM_DOWNLOAD_STALL`` (seconds, default 60)
       the longest wait for the server to connect or to send the next
-      bytes. It also bounds how late the other limits are checked.
+      bytes. It also bounds how late the minimum rate is checked.
   ``DISTKD_MM_DOWNLOAD_PROGRESS`` (seconds, default 30; 0: none)
       how often MMEngine's logger reports the progress of a download.
 
@@ -59,13 +60,16 @@ import logging
 import os
 import os.path as osp
 import re
+import socket
 import stat
+import threading
 import time
 import zlib
 from typing import Callable, NamedTuple, Optional, Tuple
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
-from urllib.request import HTTPRedirectHandler, Request, build_opener
+from urllib.request import (HTTPHandler, HTTPRedirectHandler, HTTPSHandler,
+                            Request, build_opener)
 
 import torch
 from mmengine.logging import print_log
@@ -494,6 +498,76 @@ class _Refused(Exception):
     """A redirect refused before it was followed."""
 
 
+class _Deadline:
+    """Closes the download's connections when the deadline passes.
+
+    The stall limit bounds each read, not their number: a server that
+    sends its headers or body a byte at a time would never reach the
+    checks between reads. Every connection the download opens (redirects
+    included) is shut down when the deadline passes, which ends any read.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.passed = False
+        self._sockets: list = []
+        self._lock = threading.Lock()
+        self._timer = None
+        if seconds:
+            self._timer = threading.Timer(seconds, self._pass)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def watch(self, sock) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.passed:
+                _shut(sock)
+
+    def _pass(self) -> None:
+        with self._lock:
+            self.passed = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _shut(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
+
+
+def _watched_handlers(deadline: _Deadline) -> list:
+    """urllib's http(s) handlers, their connections watched by
+    ``deadline``."""
+
+    def watched(connection_class: type) -> type:
+
+        class Watched(connection_class):
+
+            def connect(self):
+                super().connect()
+                deadline.watch(self.sock)
+
+        return Watched
+
+    class Http(HTTPHandler):
+
+        def do_open(self, http_class, req, **kwargs):
+            return super().do_open(watched(http_class), req, **kwargs)
+
+    class Https(HTTPSHandler):
+
+        def do_open(self, http_class, req, **kwargs):
+            return super().do_open(watched(http_class), req, **kwargs)
+
+    return [Http(), Https()]
+
+
 def _request(url: str) -> Request:
     parts = urlsplit(url)
     headers = {'Accept-Encoding': 'identity'}
@@ -521,8 +595,28 @@ def _copy_body(url: str, shown: str, path: str, out,
             f'Nothing was kept. {fix} {_MOVE_HINT}')
 
     start = time.monotonic()
+    deadline = _Deadline(limits.deadline)
     try:
-        resp = build_opener(_Redirects).open(
+        return _copy_within(url, shown, path, out, limits, fail, start,
+                            deadline)
+    finally:
+        deadline.cancel()
+
+
+def _copy_within(url: str, shown: str, path: str, out, limits: DownloadLimits,
+                 fail: Callable, start: float,
+                 deadline: _Deadline) -> Tuple[Optional[int], int]:
+    size, expected = 0, None
+
+    def late(phase: str = '') -> DownloadError:
+        return fail(
+            f'it did not finish within {limits.deadline:g} s '
+            f'({DEADLINE_ENV}){phase}: {size} of {_size(expected)} arrived',
+            f'Set {DEADLINE_ENV} (seconds) to allow more, or '
+            'download the file yourself and give its local path.')
+
+    try:
+        resp = build_opener(_Redirects, *_watched_handlers(deadline)).open(
             _request(url), timeout=limits.stall)
     except HTTPError as err:
         where = '' if redact_url(err.url) == shown else \
@@ -536,6 +630,9 @@ def _copy_body(url: str, shown: str, path: str, out,
     except _Refused as err:
         raise fail(str(err), 'Check the URL.') from None
     except (URLError, OSError, http.client.HTTPException) as err:
+        if deadline.passed:
+            raise late(' while the server was still sending its headers') \
+                from None
         reason = getattr(err, 'reason', err)
         if isinstance(reason, TimeoutError) or isinstance(err, TimeoutError):
             raise fail(
@@ -551,18 +648,22 @@ def _copy_body(url: str, shown: str, path: str, out,
         print_log(
             f'Downloading {shown} ({_size(expected)}) into {path}',
             logger='current')
-        size = mark_size = 0
+        mark_size = 0
         mark = last_report = start
         while True:
             try:
                 chunk = resp.read1(CHUNK)
             except TimeoutError:
+                if deadline.passed:
+                    raise late() from None
                 raise fail(
                     f'the server sent nothing for {limits.stall:g} s after '
                     f'{size} of {_size(expected)} (stalled)',
                     f'Run again later, or set {STALL_ENV} (seconds) to wait '
                     'longer.') from None
             except (OSError, http.client.HTTPException) as err:
+                if deadline.passed:
+                    raise late() from None
                 raise fail(
                     f'the connection failed after {size} of '
                     f'{_size(expected)} ({type(err).__name__}: {err})',
@@ -571,13 +672,11 @@ def _copy_body(url: str, shown: str, path: str, out,
                 break
             size += len(chunk)
             out.write(decode(chunk))
+            if expected is not None and size >= expected:
+                continue  # all there: no limit applies to the last read
             now = time.monotonic()
             if limits.deadline and now - start > limits.deadline:
-                raise fail(
-                    f'it did not finish within {limits.deadline:g} s '
-                    f'({DEADLINE_ENV}): {size} of {_size(expected)} arrived',
-                    f'Set {DEADLINE_ENV} (seconds) to allow more, or '
-                    'download the file yourself and give its local path.')
+                raise late()
             if limits.min_rate and now - mark >= limits.rate_window:
                 rate = (size - mark_size) / (now - mark)
                 if rate < limits.min_rate:
@@ -595,6 +694,10 @@ def _copy_body(url: str, shown: str, path: str, out,
                 print_log(
                     _progress(shown, size, expected, now - start),
                     logger='current')
+        # The watchdog's shutdown ends a body without Content-Length as
+        # the server's close would: it is late, not complete.
+        if deadline.passed and (expected is None or size < expected):
+            raise late()
         out.write(decode.finish())
     print_log(
         f'Downloaded {shown}: {_size(size)} in '

@@ -25,6 +25,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     machine.
     ``/stall/<file>``: the full Content-Length, 1 KiB, then nothing until
     the test ends.
+    ``/slow-headers/<file>``: the status line, then one byte of a header
+    per ``server.crawl_delay`` seconds (50 of them), then the file.
     ``/gzip/<file>``, ``/deflate/<file>``, ``/raw-deflate/<file>``: the
     file with that Content-Encoding; ``/br/<file>``: the file, labelled
     ``br``.
@@ -98,6 +100,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.server.release.wait(60)
         except OSError:
             pass
+
+    def _slow_headers(self, rest, query):
+        body = self._body(rest)
+        try:
+            self.wfile.write(b'HTTP/1.1 200 OK\r\nX-Slow: ')
+            for _ in range(50):
+                if self.server.release.is_set():
+                    return
+                self.wfile.write(b'x')
+                self.wfile.flush()
+                time.sleep(self.server.crawl_delay)
+            self.wfile.write(b'\r\nContent-Length: %d\r\n\r\n' % len(body))
+            self.wfile.write(body)
+        except OSError:
+            pass  # the client gave up: what the test wants
 
     def _gzip(self, rest, query):
         self._encoded(rest, gzip.compress(self._body(rest)), 'gzip')

@@ -66,6 +66,20 @@ def test_a_crawling_body_fails_under_the_minimum_rate(crawl, monkeypatch):
     _assert_named_and_empty(info.value, crawl)
 
 
+def test_headers_that_crawl_fail_at_the_deadline(server, monkeypatch):
+    # No read waits the stall limit; the headers alone take 10 s.
+    (server.root / 'teacher.pth').write_bytes(b'x' * BODY)
+    url = f'{server.url}/slow-headers/teacher.pth'
+    monkeypatch.setenv(DEADLINE_ENV, '1')
+    monkeypatch.setenv(STALL_ENV, '5')
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match='did not finish within 1 s') as \
+            info:
+        load_untrusted(url)
+    assert time.monotonic() - start < 50 * server.crawl_delay / 2
+    _assert_named_and_empty(info.value, url)
+
+
 def test_a_stalled_body_fails_after_the_stall_limit(server, monkeypatch):
     (server.root / 'teacher.pth').write_bytes(b'x' * 4096)
     url = f'{server.url}/stall/teacher.pth'
