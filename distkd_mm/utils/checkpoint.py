@@ -199,11 +199,18 @@ def _describe_bad(path: str) -> str:
                 'archive) but its end is missing')
     if head.startswith(b'\x80'):
         return 'is a truncated or damaged legacy-format checkpoint'
+    # Described by kind, never quoted: the file may be anyone's.
     try:
-        text = head.decode('utf-8')
+        text = head.decode('utf-8').lstrip().lower()
     except UnicodeDecodeError:
-        return f'is not a PyTorch checkpoint (it starts with {head[:8]!r})'
-    return f'is text, not a checkpoint (it starts with {text[:40]!r})'
+        return 'is not a PyTorch checkpoint (binary data of another format)'
+    if text.startswith(('<!doctype html', '<html', '<?xml', '<')):
+        return ('is an HTML/XML page, not a checkpoint (an error or login '
+                'page: check the URL and its access rights)')
+    if text.startswith(('{', '[')):
+        return ('is JSON text, not a checkpoint (an error reply of the '
+                'server or an API: check the URL)')
+    return 'is text, not a checkpoint'
 
 
 def _check_complete(path: str) -> None:

@@ -36,11 +36,18 @@ def test_truncated_file(tmp_path, good):
         load_untrusted(path)
 
 
-def test_text_file(tmp_path):
-    path = write(tmp_path, 'page.pth', b'<html><body>Not Found</body></html>')
-    with pytest.raises(
-            CorruptCheckpointError, match="is text, not a checkpoint .*<html"):
+@pytest.mark.parametrize('content,kind', [
+    (b'<html><body>Not Found secret-42</body></html>', 'an HTML/XML page'),
+    (b'  {"error": "secret-42"}', 'JSON text'),
+    (b'secret-42 plain words', 'text'),
+    (b'\x00\x01secret-42\xff\xfe', 'binary data of another format'),
+])
+def test_a_file_of_another_kind_is_named_by_kind_never_quoted(
+        tmp_path, content, kind):
+    path = write(tmp_path, 'page.pth', content)
+    with pytest.raises(CorruptCheckpointError, match=kind) as err:
         load_untrusted(path)
+    assert 'secret' not in str(err.value)
 
 
 def test_zip_file_that_is_no_checkpoint(tmp_path):
