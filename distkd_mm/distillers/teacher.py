@@ -86,7 +86,12 @@ def build_teacher(teacher: TeacherCfg,
             model = MODELS.build(model_cfg)
     if ckpt is not None:
         load_weights(
-            model, ckpt, strict=strict, name='teacher', converter=converter)
+            model,
+            ckpt,
+            strict=strict,
+            name='teacher',
+            converter=converter,
+            config=teacher if isinstance(teacher, str) else None)
     else:
         # MMEngine's logger, not `warnings`: it reaches the work dir's log.
         print_log(

@@ -18,7 +18,8 @@ def load_weights(model: nn.Module,
                  filename: str,
                  strict: bool = True,
                  name: str = 'model',
-                 converter: Optional[Callable] = None) -> None:
+                 converter: Optional[Callable] = None,
+                 config: Optional[str] = None) -> None:
     """Load ``filename`` into ``model``; count and list what does not fit.
 
     Strict by default: a teacher that silently keeps random weights in some
@@ -28,6 +29,7 @@ def load_weights(model: nn.Module,
     or keys with another prefix), and always logs the counts through
     MMEngine's logger. ``converter`` maps the file's state dict to the
     model's key layout first (see :mod:`distkd_mm.utils.convert`).
+    ``config``: where the model came from, named when shapes differ.
     """
     state_dict = extract_state_dict(load_untrusted(filename))
     source = redact_url(filename)  # a signed URL's token stays out
@@ -46,10 +48,14 @@ def load_weights(model: nn.Module,
         # neither the file nor which model it was meant for.
         shown = '; '.join(f'{k}: file {a} vs {name} {b}'
                           for k, a, b in mismatched[:5])
+        model_desc = type(model).__name__
+        if config:
+            model_desc += f' from {redact_url(config)!r}'
         if strict:
             raise RuntimeError(
-                f'The {name} checkpoint {source!r} should have the '
-                f'{name} model\'s shapes, but got {len(mismatched)} tensors '
+                f'The {name} checkpoint {source!r} should have the shapes '
+                f'of the {name} model ({model_desc}), but got '
+                f'{len(mismatched)} tensors '
                 f'of other shapes: {shown}. Use the checkpoint that belongs '
                 f'to the {name} config (e.g. one trained with the same '
                 'number of classes), or change the config to match it.')

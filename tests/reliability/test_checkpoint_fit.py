@@ -128,17 +128,20 @@ def test_half_rule_counts_float_tensors_only(tmp_path):
     assert f'{len(kept)} of {len(floats)} teacher float' in str(err.value)
 
 
-def test_teacher_of_other_shapes_names_file_keys_and_shapes(tmp_path):
-    # A 1000-class file for a 10-class teacher config.
+def test_teacher_of_other_shapes_names_teacher_file_keys_and_shapes(tmp_path):
+    # A 1000-class file for a 10-class teacher config file.
     state = MODELS.build(tiny_classifier(8, 1000)).state_dict()
     path = str(tmp_path / 'in1k.pth')
     torch.save({'state_dict': state}, path)
+    config = tmp_path / 'teacher_cfg.py'
+    config.write_text(f'model = {tiny_classifier(8)!r}\n')
     with pytest.raises(
             RuntimeError,
             match=r"(?s)teacher checkpoint '.*in1k.pth' should have the "
-            r"teacher model's shapes.*head\.fc\.weight: file \(1000, 16\) "
+            r"shapes of the teacher model \(ImageClassifier from "
+            r"'.*teacher_cfg.py'\).*head\.fc\.weight: file \(1000, 16\) "
             r'vs teacher \(10, 16\)'):
-        MODELS.build(tiny_distiller(teacher_ckpt=path))
+        MODELS.build(tiny_distiller(teacher=str(config), teacher_ckpt=path))
 
 
 def test_resume_with_another_teacher_warns_naming_both(trained, tmp_path, log):
