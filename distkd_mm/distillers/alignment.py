@@ -53,3 +53,46 @@ def check_class_counts(student: nn.Module, teacher: nn.Module,
             'classes (same set, same order), or set the student\'s '
             '`num_classes` to the dataset\'s if it is the one that is '
             'wrong.')
+
+
+def _anchors_per_location(model: nn.Module, path: str) -> Tuple[int, str]:
+    """Priors per location of the dense head a tap belongs to (1 when none
+    is known): mmdet's anchor heads predict ``num_base_priors`` x classes
+    channels at every location."""
+    found = tap_class_count(model, path)
+    if found is None:
+        return 1, path
+    owner = get_submodule(model, found[1], 'model')
+    priors = getattr(owner, 'num_base_priors', 1)
+    return (priors if isinstance(priors, int) else 1), found[1]
+
+
+def check_softmax_over_anchors(student: nn.Module, teacher: nn.Module,
+                               terms: Mapping) -> None:
+    """Fail when a softmax term would treat several anchors' classes as
+    one distribution.
+
+    A softmax dense head with A anchors per location has A x (C + 1)
+    channels, one softmax per anchor; a loss that takes the channel axis as
+    the classes would mix the A distributions, silently.
+
+    Raises:
+        ValueError: Naming the term, the head and its anchors.
+    """
+    for name, term in terms.items():
+        loss = term.loss
+        if getattr(loss, 'use_sigmoid', False) or getattr(
+                loss, 'class_dim', None) is not None:
+            continue
+        for side, model, tap in (('student', student, term.student_tap),
+                                 ('teacher', teacher, term.teacher_tap)):
+            priors, owner = _anchors_per_location(model, tap)
+            if priors > 1:
+                raise ValueError(
+                    f'`{name}` should take a softmax over one anchor\'s '
+                    f'classes, but the {side}\'s `{owner}` predicts '
+                    f'{priors} anchors per location, so the channels of '
+                    f'`{tap}` hold {priors} softmax distributions side by '
+                    'side. Use a sigmoid head and `use_sigmoid=True` (as '
+                    'the seed\'s RetinaNet), or a head with one prior per '
+                    'location.')

@@ -110,6 +110,25 @@ def test_other_class_count_fails_when_the_model_is_built():
     assert 'num_classes=80' in msg and 'num_classes=20' in msg
 
 
+def test_softmax_over_several_anchors_fails_when_the_model_is_built():
+    # RetinaNet with a softmax head: 9 anchors x (80 + 1) channels, one
+    # softmax per anchor; DIST over all channels would mix them.
+    student, teacher = tiny_detector(RETINA), tiny_detector(RETINA)
+    for model in (student, teacher):
+        model['bbox_head']['loss_cls'] = dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+    tap = 'bbox_head.retina_cls'
+    with pytest.raises(ValueError, match='9 anchors per location'):
+        build_in_mmdet(
+            distiller_cfg(student, teacher, tap, tap, use_sigmoid=False))
+    # One prior per location (FCOS) takes a softmax as it is.
+    fcos = tiny_detector('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
+    tap = 'bbox_head.conv_cls'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # no teacher_ckpt
+        build_in_mmdet(distiller_cfg(fcos, fcos, tap, tap, use_sigmoid=False))
+
+
 def test_heads_whose_logits_do_not_line_up_fail_naming_both():
     # RetinaNet's 9 anchors x 80 classes vs FCOS's 80 classes per point.
     student = tiny_detector(RETINA)
