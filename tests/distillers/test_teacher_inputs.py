@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 from distkd_testing import runner_cfg, tiny_distiller
-from mmengine.registry import MODELS
+from mmengine.registry import MODELS, DefaultScope
 
 from distkd_mm.distillers.teacher_inputs import TeacherInputs
 
@@ -151,7 +151,10 @@ def test_padded_batch_augments_that_cannot_be_derived_are_refused():
 def test_a_teacher_without_a_preprocessor_takes_the_students_batch(make_batch):
     cfg = tiny_distiller()
     del cfg['teacher']['data_preprocessor']
-    model = MODELS.build(cfg)
+    # mmpretrain's default preprocessor is named without a scope: built in
+    # the scope of a run (here, whatever an earlier test left current).
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg)
     batch = model.data_preprocessor(make_batch(2), training=True)
     assert model.teacher_inputs(batch['inputs']) is batch['inputs']
 
