@@ -230,15 +230,23 @@ SEG_STUDENT = segmentor(dict(bgr_to_rgb=True, **IMAGENET_RGB), width=4)
 IOU = dict(type='IoUMetric', iou_metrics=['mIoU'])
 
 
+def trained(tmp_path_factory, cfg: dict, scope: str, scenes, sample, classes,
+            sizes: tuple, metric: dict) -> tuple:
+    """A teacher trained on generated scenes (200 iterations): its
+    checkpoint, its validation set and its own score there."""
+    path = str(tmp_path_factory.mktemp(scope) / 'teacher.pth')
+    train = GeneratedSet(scenes(sizes[0], seed=0), sample, classes)
+    val = GeneratedSet(scenes(sizes[1], seed=1), sample, classes)
+    model = train_teacher(cfg, scope, train, 200, 3e-3, path)
+    return path, val, own_score(model, val, metric, scope)
+
+
 @pytest.fixture(scope='module')
 def seg_teacher(tmp_path_factory) -> tuple:
     """A segmentation teacher trained on BGR pixels in 0..1 (mean 0, std
-    255): its checkpoint, its validation set and its own score."""
-    path = str(tmp_path_factory.mktemp('seg_teacher') / 'teacher.pth')
-    train = GeneratedSet(seg_scenes(64, seed=0), seg_sample, SEG_CLASSES)
-    val = GeneratedSet(seg_scenes(16, seed=1), seg_sample, SEG_CLASSES)
-    model = train_teacher(SEG_TEACHER, 'mmseg', train, 200, 3e-3, path)
-    return path, val, own_score(model, val, IOU, 'mmseg')
+    255)."""
+    return trained(tmp_path_factory, SEG_TEACHER, 'mmseg', seg_scenes,
+                   seg_sample, SEG_CLASSES, (64, 16), IOU)
 
 
 @pytest.mark.slow
@@ -376,13 +384,9 @@ COCO = dict(type='CocoMetric', metric='bbox')
 
 @pytest.fixture(scope='module')
 def det_teacher(tmp_path_factory) -> tuple:
-    """A pytorch-style FCOS teacher trained on the rectangles: its
-    checkpoint, its validation set and its own score."""
-    path = str(tmp_path_factory.mktemp('det_teacher') / 'teacher.pth')
-    train = GeneratedSet(det_scenes(96, seed=0), det_sample, DET_CLASSES)
-    val = GeneratedSet(det_scenes(24, seed=1), det_sample, DET_CLASSES)
-    model = train_teacher(DET_TEACHER, 'mmdet', train, 200, 3e-3, path)
-    return path, val, own_score(model, val, COCO, 'mmdet')
+    """A pytorch-style FCOS teacher trained on the rectangles."""
+    return trained(tmp_path_factory, DET_TEACHER, 'mmdet', det_scenes,
+                   det_sample, DET_CLASSES, (96, 24), COCO)
 
 
 @pytest.mark.slow
