@@ -241,6 +241,22 @@ def trained(tmp_path_factory, cfg: dict, scope: str, scenes, sample, classes,
     return path, val, own_score(model, val, metric, scope)
 
 
+def inside_and_unmapped(cfg: dict, scope: str, dataset: GeneratedSet,
+                        metric: dict, tmp_path) -> tuple:
+    """The teacher's scores through the gate of a Distiller built from
+    ``cfg``: with its own inputs derived (the mapping logged as a channel
+    flip), and with the student's batch as it is."""
+    distiller = build(cfg, scope)
+    mapping = distiller.teacher_run.inputs.describe_mapping()
+    assert 'channel order flipped' in mapping, mapping
+    inside = gate_score(distiller, dataset, metric, scope,
+                        str(tmp_path / 'own'))
+    unmapped = gate_score(
+        build(dict(cfg, teacher_preprocess='student'), scope), dataset, metric,
+        scope, str(tmp_path / 'student'))
+    return inside, unmapped
+
+
 @pytest.fixture(scope='module')
 def seg_teacher(tmp_path_factory) -> tuple:
     """A segmentation teacher trained on BGR pixels in 0..1 (mean 0, std
@@ -255,17 +271,12 @@ def test_a_trained_segmentation_teacher_keeps_its_miou_in_a_distiller(
     path, val, own = seg_teacher
     # Chance is 25 % mIoU at best; the teacher learned the colours.
     assert own['mIoU'] > 80, own
-    cfg = distiller_cfg(SEG_STUDENT, SEG_TEACHER, path, 'decode_head.conv_seg')
-    distiller = build(cfg, 'mmseg')
-    mapping = distiller.teacher_run.inputs.describe_mapping()
-    assert 'channel order flipped' in mapping, mapping
-    inside = gate_score(distiller, val, IOU, 'mmseg', str(tmp_path / 'own'))
+    inside, unmapped = inside_and_unmapped(
+        distiller_cfg(SEG_STUDENT, SEG_TEACHER, path, 'decode_head.conv_seg'),
+        'mmseg', val, IOU, tmp_path)
     assert abs(inside['mIoU'] - own['mIoU']) <= 1e-6, (inside, own)
     # The student's batch as it is (RGB, ImageNet mean/std): the same
     # teacher falls far, so the equality above is the mapping's.
-    cfg['teacher_preprocess'] = 'student'
-    unmapped = gate_score(
-        build(cfg, 'mmseg'), val, IOU, 'mmseg', str(tmp_path / 'student'))
     assert unmapped['mIoU'] < own['mIoU'] - 30, (unmapped, own)
 
 
@@ -396,15 +407,10 @@ def test_a_trained_detection_teacher_keeps_its_map_in_a_distiller(
     key = 'coco/bbox_mAP'
     # A box placed without looking at the image scores ~0 mAP.
     assert own[key] > 0.3, own
-    cfg = distiller_cfg(DET_STUDENT, DET_TEACHER, path, 'bbox_head.conv_cls')
-    distiller = build(cfg, 'mmdet')
-    mapping = distiller.teacher_run.inputs.describe_mapping()
-    assert 'channel order flipped' in mapping, mapping
-    inside = gate_score(distiller, val, COCO, 'mmdet', str(tmp_path / 'own'))
+    inside, unmapped = inside_and_unmapped(
+        distiller_cfg(DET_STUDENT, DET_TEACHER, path, 'bbox_head.conv_cls'),
+        'mmdet', val, COCO, tmp_path)
     for name in (key, 'coco/bbox_mAP_50', 'coco/bbox_mAP_75'):
         assert abs(inside[name] - own[name]) <= 1e-6, (inside, own)
     # The caffe student's batch as it is: the same teacher falls far.
-    cfg['teacher_preprocess'] = 'student'
-    unmapped = gate_score(
-        build(cfg, 'mmdet'), val, COCO, 'mmdet', str(tmp_path / 'student'))
     assert unmapped[key] < own[key] / 2, (unmapped, own)
