@@ -10,6 +10,10 @@ from torch import nn
 
 from .recorder import get_submodule
 
+# Heads that return a tuple of logits, and their branches: a tap on the
+# whole head pairs only with a head of the same kind.
+TUPLE_HEADS = {'ConformerHead': ('conv_cls_head', 'trans_cls_head')}
+
 
 def tap_class_count(model: nn.Module, path: str) -> Optional[Tuple[int, str]]:
     """``(num_classes, owner path)`` of the head a tap belongs to.
@@ -96,3 +100,37 @@ def check_softmax_over_anchors(student: nn.Module, teacher: nn.Module,
                     'side. Use a sigmoid head and `use_sigmoid=True` (as '
                     'the seed\'s RetinaNet), or a head with one prior per '
                     'location.')
+
+
+def check_tuple_heads(student: nn.Module, teacher: nn.Module,
+                      terms: Mapping) -> None:
+    """Fail when a term pairs a head that returns a tuple of logits (e.g.
+    Conformer's two branches) with one that returns a single tensor.
+
+    Raises:
+        ValueError: Naming the term, the head and the branch taps to use.
+    """
+    for name, term in terms.items():
+        kinds = {}
+        for side, model, tap in (('student', student, term.student_tap),
+                                 ('teacher', teacher, term.teacher_tap)):
+            head = type(get_submodule(model, tap, side)).__name__
+            kinds[side] = (tap, head, TUPLE_HEADS.get(head))
+        if (kinds['student'][2] is None) == (kinds['teacher'][2] is None):
+            continue
+        side = 'student' if kinds['student'][2] else 'teacher'
+        tap, head, branches = kinds[side]
+        raise ValueError(
+            f'`{name}` should pair taps with outputs alike, but the '
+            f'{side}\'s `{tap}` ({head}) returns a tuple of logits '
+            f'{branches} and the other tap one tensor. Tap one branch: '
+            f'`model.distill_losses.{name}.{side}={tap}.{branches[-1]}` '
+            f'(or `{tap}.{branches[0]}`), or pair it with a {head}.')
+
+
+def check_alignment(student: nn.Module, teacher: nn.Module,
+                    terms: Mapping) -> None:
+    """Every build-time check of this module, for each term."""
+    for check in (check_class_counts, check_softmax_over_anchors,
+                  check_tuple_heads):
+        check(student, teacher, terms)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..utils.mmcv_ops import watch_mmcv_ops
 from ..utils.urls import redact_url
-from .alignment import check_class_counts, check_softmax_over_anchors
+from .alignment import check_alignment
 from .fast_teacher import Taps
 from .nonfinite import nonfinite, scaler_in_charge, term_error, warn_once
 from .recorder import Recorder
@@ -135,8 +135,7 @@ class Distiller(BaseModel):
                                                        teacher_pretrained,
                                                        teacher_ckpt_converter)
         self.terms = build_terms(distill_losses)
-        check_class_counts(self.student, self.teacher, self.terms)
-        check_softmax_over_anchors(self.student, self.teacher, self.terms)
+        check_alignment(self.student, self.teacher, self.terms)
         self.student_taps = Recorder(
             self.student, [term.student_tap for term in self.terms.values()],
             'student')

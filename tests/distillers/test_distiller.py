@@ -123,6 +123,37 @@ def test_other_class_count_fails_at_build_naming_both_counts():
     assert "teacher's `head` has num_classes=12" in message
 
 
+def tiny_conformer() -> dict:
+    """mmpretrain's Conformer (conv and transformer branches, a head that
+    returns both logits), shrunk to 32 channels and 3 blocks."""
+    return dict(
+        type='mmpretrain.ImageClassifier',
+        data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor'),
+        backbone=dict(
+            type='mmpretrain.Conformer',
+            arch=dict(embed_dims=32, channel_ratio=1, num_heads=2, depths=3),
+            base_channels=8),
+        head=dict(
+            type='mmpretrain.ConformerHead',
+            num_classes=10,
+            in_channels=[32, 32]))
+
+
+def test_a_tuple_head_beside_a_tensor_head_fails_at_build_naming_a_branch(
+        make_batch):
+    cfg = tiny_distiller(student=tiny_conformer())
+    cfg['distill_losses']['loss_dist'].update(student='head', teacher='head')
+    with pytest.raises(ValueError, match='head.trans_cls_head') as err:
+        MODELS.build(copy.deepcopy(cfg))
+    assert 'ConformerHead' in str(err.value)
+    # The branch it names pairs with the teacher's logits.
+    cfg['distill_losses']['loss_dist']['student'] = 'head.trans_cls_head'
+    model = MODELS.build(cfg)
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3))
+    log_vars = model.train_step(make_batch(n=2, size=32), optim)
+    assert torch.isfinite(log_vars['loss_dist']) and log_vars['loss_dist'] > 0
+
+
 def test_taps_that_run_unequally_often_fail_naming_both(make_batch):
     # The student's first conv runs once, the teacher's head is tapped on
     # a module that does not run in tensor mode: the loss module.
