@@ -259,11 +259,10 @@ def _uses_sigmoid(loss: dict) -> bool:
         loss_cls = DET_MODELS.get(_type_name(loss))
     except ImportError:
         loss_cls = None
-    if loss_cls is not None:
-        param = inspect.signature(
-            loss_cls.__init__).parameters.get('use_sigmoid')
-        if param is not None and param.default is not param.empty:
-            return bool(param.default)
+    default = None if loss_cls is None else _default_arg(
+        loss_cls, 'use_sigmoid')
+    if default is not None:
+        return bool(default)
     return _type_name(loss) in SIGMOID_LOSSES
 
 
@@ -372,10 +371,10 @@ _AUTO = {
 
 
 def _is_retina_head(head: dict) -> bool:
-    """Whether a head config is mmdet's RetinaHead (or a subclass)."""
-    cls = _head_class(_type_name(head))
-    return cls is None or any(base.__name__ == 'RetinaHead'
-                              for base in cls.__mro__)
+    """Whether a head config is mmdet's RetinaHead (or a subclass); an
+    unregistered head is taken to be one, as a RetinaNet's default."""
+    return _head_class(_type_name(head)) is None or _is_a(
+        head, ('RetinaHead', ))
 
 
 def guess_preset(student: dict) -> str:

@@ -4,7 +4,7 @@ Run when the Distiller is built, before the Runner builds datasets and
 dataloaders: a mismatch found here costs nothing, the same mismatch found at
 the first step costs the data loading (minutes for COCO) first.
 """
-from typing import Mapping, Optional, Tuple
+from typing import Iterator, Mapping, Optional, Tuple
 
 from torch import nn
 
@@ -59,6 +59,13 @@ def check_class_counts(student: nn.Module, teacher: nn.Module,
             'wrong.')
 
 
+def _sides(student: nn.Module, teacher: nn.Module,
+           term) -> Iterator[Tuple[str, nn.Module, str]]:
+    """``(side, model, tap)`` of a term's student and teacher."""
+    yield 'student', student, term.student_tap
+    yield 'teacher', teacher, term.teacher_tap
+
+
 def _anchors_per_location(model: nn.Module, path: str) -> Tuple[int, str]:
     """Priors per location of the dense head a tap belongs to (1 when none
     is known): mmdet's anchor heads predict ``num_base_priors`` x classes
@@ -88,8 +95,7 @@ def check_softmax_over_anchors(student: nn.Module, teacher: nn.Module,
         if getattr(loss, 'use_sigmoid', False) or getattr(
                 loss, 'class_dim', None) is not None:
             continue
-        for side, model, tap in (('student', student, term.student_tap),
-                                 ('teacher', teacher, term.teacher_tap)):
+        for side, model, tap in _sides(student, teacher, term):
             priors, owner = _anchors_per_location(model, tap)
             if priors > 1:
                 raise ValueError(
@@ -112,8 +118,7 @@ def check_tuple_heads(student: nn.Module, teacher: nn.Module,
     """
     for name, term in terms.items():
         kinds = {}
-        for side, model, tap in (('student', student, term.student_tap),
-                                 ('teacher', teacher, term.teacher_tap)):
+        for side, model, tap in _sides(student, teacher, term):
             head = type(get_submodule(model, tap, side)).__name__
             kinds[side] = (tap, head, TUPLE_HEADS.get(head))
         if (kinds['student'][2] is None) == (kinds['teacher'][2] is None):

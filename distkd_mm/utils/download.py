@@ -555,17 +555,15 @@ def _watched_handlers(deadline: _Deadline) -> list:
 
         return Watched
 
-    class Http(HTTPHandler):
+    class Watching:
 
         def do_open(self, http_class, req, **kwargs):
             return super().do_open(watched(http_class), req, **kwargs)
 
-    class Https(HTTPSHandler):
-
-        def do_open(self, http_class, req, **kwargs):
-            return super().do_open(watched(http_class), req, **kwargs)
-
-    return [Http(), Https()]
+    return [
+        type(f'Watched{handler.__name__}', (Watching, handler), {})()
+        for handler in (HTTPHandler, HTTPSHandler)
+    ]
 
 
 def _request(url: str) -> Request:
