@@ -90,20 +90,29 @@ def tiny_classifier(width: int = 8, num_classes: int = 10) -> dict:
             loss=dict(type='mmpretrain.CrossEntropyLoss', loss_weight=1.0)))
 
 
+def one_term_distiller(student: dict, teacher: dict, student_tap: str,
+                       teacher_tap: str, loss: dict, **kwargs) -> dict:
+    """A Distiller config with one term, ``loss_dist``; ``kwargs`` are
+    further Distiller arguments."""
+    return dict(
+        type='Distiller',
+        student=student,
+        teacher=teacher,
+        distill_losses=dict(
+            loss_dist=dict(
+                student=student_tap, teacher=teacher_tap, loss=loss)),
+        **kwargs)
+
+
 def tiny_distiller(student_width: int = 4,
                    teacher_width: int = 8,
                    teacher_classes: int = 10,
                    **kwargs) -> dict:
     """A Distiller config pairing two tiny classifiers with DIST on logits."""
-    cfg = dict(
-        type='Distiller',
-        student=tiny_classifier(student_width),
-        teacher=tiny_classifier(teacher_width, teacher_classes),
-        distill_losses=dict(
-            loss_dist=dict(
-                student='head.fc',
-                teacher='head.fc',
-                loss=dict(type='DISTLoss', tau=1.0, loss_weight=2.0))))
+    cfg = one_term_distiller(
+        tiny_classifier(student_width),
+        tiny_classifier(teacher_width, teacher_classes), 'head.fc', 'head.fc',
+        dict(type='DISTLoss', tau=1.0, loss_weight=2.0))
     cfg.update(kwargs)
     return cfg
 

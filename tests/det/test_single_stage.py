@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 from det_helpers import build_in_mmdet, det_samples, tiny_detector
+from distkd_testing import one_term_distiller
 
 from distkd_mm.losses import dist_loss
 
@@ -20,15 +21,8 @@ def distiller_cfg(student: dict,
                   s_tap: str,
                   t_tap: str,
                   use_sigmoid: bool = True) -> dict:
-    return dict(
-        type='Distiller',
-        student=student,
-        teacher=teacher,
-        distill_losses=dict(
-            loss_dist=dict(
-                student=s_tap,
-                teacher=t_tap,
-                loss=dict(type='DISTLoss', use_sigmoid=use_sigmoid))))
+    return one_term_distiller(student, teacher, s_tap, t_tap,
+                              dict(type='DISTLoss', use_sigmoid=use_sigmoid))
 
 
 def step(cfg: dict) -> tuple:

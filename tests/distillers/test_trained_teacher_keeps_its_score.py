@@ -17,6 +17,7 @@ from typing import Callable, List, Sequence
 import numpy as np
 import pytest
 import torch
+from distkd_testing import one_term_distiller
 from mmengine.config import ConfigDict
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
@@ -133,19 +134,14 @@ def gate_score(distiller: torch.nn.Module, dataset: GeneratedSet, metric: dict,
     return metrics
 
 
-def distiller_cfg(student: dict, teacher: dict, ckpt: str, tap: str,
-                  **kwargs) -> dict:
-    return dict(
-        type='Distiller',
-        student=student,
-        teacher=teacher,
-        teacher_ckpt=ckpt,
-        distill_losses=dict(
-            loss_dist=dict(
-                student=tap,
-                teacher=tap,
-                loss=dict(type='DISTLoss', tau=1.0, loss_weight=1.0))),
-        **kwargs)
+def distiller_cfg(student: dict, teacher: dict, ckpt: str, tap: str) -> dict:
+    return one_term_distiller(
+        student,
+        teacher,
+        tap,
+        tap,
+        dict(type='DISTLoss', tau=1.0, loss_weight=1.0),
+        teacher_ckpt=ckpt)
 
 
 # --------------------------------------------------------------- segmentation
